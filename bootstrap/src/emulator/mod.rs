@@ -1,0 +1,1 @@
+//! A Runtime API emulator written to AWS's documentation, shared by `lambda-emulator` and `bootstrap invoke`.

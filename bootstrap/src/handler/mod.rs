@@ -1,0 +1,100 @@
+//! The user's code: a shared library loaded in-process ([`dylib`]) or an executable spawned
+//! behind a loopback Runtime API (exec). Both answer the same [`Handler`] trait, so the
+//! lifecycle and telemetry never care which one runs.
+pub mod dylib;
+mod resolve;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::HeaderMap;
+
+use crate::runtime_api::{ErrorBody, InvocationContext};
+
+pub use resolve::{resolve, HandlerSpec};
+
+/// A boxed future, for the object-safe [`Handler`] trait.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One invocation as the lifecycle hands it to a handler.
+#[derive(Debug)]
+pub struct Invocation {
+    pub context: InvocationContext,
+    /// The `/next` answer's headers, unchanged (the exec proxy passes them on byte for byte).
+    pub headers: HeaderMap,
+    pub event: Bytes,
+}
+
+/// What a handler made of one invocation.
+#[derive(Debug)]
+pub enum HandlerOutcome {
+    /// A response body for `/response`.
+    Response(Bytes),
+    /// An error for `/error`.
+    Error(ErrorBody),
+    /// The handler already answered the Runtime API itself (an exec child's streamed response
+    /// relayed as it streams); `error_type` is set when the answer was an error.
+    Answered { error_type: Option<String>, error: Option<ErrorBody> },
+}
+
+impl HandlerOutcome {
+    pub fn is_error(&self) -> bool {
+        match self {
+            HandlerOutcome::Response(_) => false,
+            HandlerOutcome::Error(_) => true,
+            HandlerOutcome::Answered { error_type, error } => error_type.is_some() || error.is_some(),
+        }
+    }
+}
+
+/// Runs invocations. Implementations must never panic: a failure is an [`HandlerOutcome::Error`].
+pub trait Handler: Send + Sync + 'static {
+    fn invoke(&self, invocation: Arc<Invocation>) -> BoxFuture<'_, HandlerOutcome>;
+}
+
+/// The handler could not be made ready; reported with `/init/error`, then the process exits.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("no handler configured: set DD_LAMBDA_HANDLER (or _HANDLER) to `libapp.so[:name]` or to a command")]
+    NotConfigured,
+    #[error("handler library {spec:?} not found (looked in {looked_in})")]
+    LibraryNotFound { spec: String, looked_in: String },
+    #[error("cannot load {path} as a shared library: {reason}")]
+    NotALibrary { path: String, reason: String },
+    #[error("{path} was not built with the bootstrap's sdk crate: it exports no `{symbol}`")]
+    NotAnSdkLibrary { path: String, symbol: &'static str },
+    #[error("{path} speaks handler ABI version {library}, this bootstrap speaks version {bootstrap}: rebuild the library against a matching sdk")]
+    AbiMismatch { path: String, library: u32, bootstrap: u32 },
+    #[error("{path} has no handler named {name:?} (no export `{symbol}`)")]
+    HandlerNotFound { path: String, name: String, symbol: String },
+    #[error("{path} exports no `{symbol}`, which every sdk library must export")]
+    MissingSymbol { path: String, symbol: &'static str },
+    #[error("the handler's init failed: {}: {}", .0.error_type, .0.error_message)]
+    HandlerInit(ErrorBody),
+    #[error("{0}")]
+    Exec(String),
+}
+
+impl InitError {
+    /// The `errorType` for `/init/error`, in AWS's style.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            InitError::NotConfigured | InitError::LibraryNotFound { .. } | InitError::HandlerNotFound { .. } => "Runtime.HandlerNotFound",
+            InitError::NotALibrary { .. } | InitError::NotAnSdkLibrary { .. } | InitError::AbiMismatch { .. } | InitError::MissingSymbol { .. } => {
+                "Runtime.InvalidEntrypoint"
+            }
+            InitError::HandlerInit(_) => "Runtime.InitError",
+            InitError::Exec(_) => "Runtime.InvalidEntrypoint",
+        }
+    }
+
+    pub fn to_error_body(&self) -> ErrorBody {
+        let mut body = ErrorBody::new(self.error_type(), self.to_string());
+        if let InitError::HandlerInit(inner) = self {
+            body.stack_trace = inner.stack_trace.clone();
+        }
+        body
+    }
+}

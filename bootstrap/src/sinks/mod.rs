@@ -1,0 +1,1 @@
+//! Where telemetry leaves the process: forwarder log lines, the Datadog API, the Extension.

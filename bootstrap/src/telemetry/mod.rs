@@ -1,0 +1,1 @@
+//! Telemetry built from lifecycle events: metrics, traces and logs.

@@ -1,0 +1,2 @@
+//! Write AWS Lambda handlers as shared libraries served by the `bootstrap` runtime.
+pub mod abi;
