@@ -154,7 +154,7 @@ mod tests {
         assert_eq!(ctx.request_id, "req-1");
         assert_eq!(ctx.deadline_ms, 1_700_000_000_123);
         assert_eq!(ctx.invoked_function_arn, "arn:aws:lambda:us-east-1:123456789012:function:f");
-        assert!(ctx.xray_trace_id.unwrap().starts_with("Root=1-5759e988"));
+        assert!(ctx.xray_trace_id.as_deref().unwrap().starts_with("Root=1-5759e988"));
         assert_eq!(ctx.client_context.as_deref(), Some(r#"{"custom":{"a":"b"}}"#));
         assert_eq!(ctx.cognito_identity.as_deref(), Some(r#"{"identityId":"i","identityPoolId":"p"}"#));
         assert_eq!(ctx.tenant_id.as_deref(), Some("tenant-7"));
