@@ -14,11 +14,17 @@ pub struct Environment {
 
 impl Environment {
     pub fn from_process() -> Self {
-        Self { vars: std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect() }
+        Self {
+            vars: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+        }
     }
 
     pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
-        Self { vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
+        Self {
+            vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -81,7 +87,10 @@ pub struct Config {
 
 impl Config {
     pub fn from_env(env: Environment) -> Self {
-        let handler = env.non_empty("DD_LAMBDA_HANDLER").or_else(|| env.non_empty("_HANDLER")).map(str::to_owned);
+        let handler = env
+            .non_empty("DD_LAMBDA_HANDLER")
+            .or_else(|| env.non_empty("_HANDLER"))
+            .map(str::to_owned);
         let max_concurrency = env
             .non_empty("AWS_LAMBDA_MAX_CONCURRENCY")
             .and_then(|v| v.parse::<usize>().ok())
@@ -90,8 +99,15 @@ impl Config {
         let function = FunctionConfig {
             name: env.non_empty("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default().to_owned(),
             version: env.non_empty("AWS_LAMBDA_FUNCTION_VERSION").unwrap_or("$LATEST").to_owned(),
-            memory_mb: env.non_empty("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").and_then(|v| v.parse().ok()).unwrap_or(128),
-            region: env.non_empty("AWS_REGION").or_else(|| env.non_empty("AWS_DEFAULT_REGION")).unwrap_or_default().to_owned(),
+            memory_mb: env
+                .non_empty("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(128),
+            region: env
+                .non_empty("AWS_REGION")
+                .or_else(|| env.non_empty("AWS_DEFAULT_REGION"))
+                .unwrap_or_default()
+                .to_owned(),
             log_group: env.non_empty("AWS_LAMBDA_LOG_GROUP_NAME").unwrap_or_default().to_owned(),
             log_stream: env.non_empty("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_default().to_owned(),
             initialization_type: env.non_empty("AWS_LAMBDA_INITIALIZATION_TYPE").unwrap_or("on-demand").to_owned(),
@@ -103,7 +119,9 @@ impl Config {
             max_concurrency,
             log: LogConfig {
                 level: env.non_empty("DD_LOG_LEVEL").map(str::to_owned),
-                json: env.non_empty("AWS_LAMBDA_LOG_FORMAT").is_some_and(|v| v.eq_ignore_ascii_case("json")),
+                json: env
+                    .non_empty("AWS_LAMBDA_LOG_FORMAT")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("json")),
             },
             function,
             env,

@@ -25,7 +25,10 @@ pub fn level_filter(level: Option<&str>) -> (LevelFilter, Option<String>) {
 /// Installs the subscriber once; later calls are no-ops.
 pub fn init(config: &LogConfig) {
     let (filter, warning) = level_filter(config.level.as_deref());
-    let builder = tracing_subscriber::fmt().with_max_level(filter).with_writer(std::io::stderr).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
     let installed = if config.json {
         builder.json().flatten_event(true).with_current_span(false).try_init().is_ok()
     } else {

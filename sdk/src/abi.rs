@@ -79,7 +79,10 @@ impl BorrowedBytes {
     /// assert_eq!(unsafe { bytes.as_slice() }, b"abc");
     /// ```
     pub fn from_slice(bytes: &[u8]) -> Self {
-        Self { ptr: bytes.as_ptr(), len: bytes.len() }
+        Self {
+            ptr: bytes.as_ptr(),
+            len: bytes.len(),
+        }
     }
 
     /// An empty value, for absent optional fields.
@@ -88,7 +91,10 @@ impl BorrowedBytes {
     /// assert_eq!(unsafe { sdk::abi::BorrowedBytes::empty().as_slice() }, b"");
     /// ```
     pub const fn empty() -> Self {
-        Self { ptr: std::ptr::null(), len: 0 }
+        Self {
+            ptr: std::ptr::null(),
+            len: 0,
+        }
     }
 
     /// Views the bytes.
@@ -155,7 +161,11 @@ impl OwnedBuffer {
     /// assert!(empty.ptr.is_null());
     /// ```
     pub const fn empty() -> Self {
-        Self { ptr: std::ptr::null_mut(), len: 0, cap: 0 }
+        Self {
+            ptr: std::ptr::null_mut(),
+            len: 0,
+            cap: 0,
+        }
     }
 
     /// Leaks a vector into a buffer for the other side of the ABI.
@@ -166,7 +176,11 @@ impl OwnedBuffer {
     /// ```
     pub fn from_vec(bytes: Vec<u8>) -> Self {
         let mut bytes = std::mem::ManuallyDrop::new(bytes);
-        Self { ptr: bytes.as_mut_ptr(), len: bytes.len(), cap: bytes.capacity() }
+        Self {
+            ptr: bytes.as_mut_ptr(),
+            len: bytes.len(),
+            cap: bytes.capacity(),
+        }
     }
 
     /// Takes the vector back. Only the side that built the buffer may call this.
@@ -199,4 +213,3 @@ pub type InitFn = unsafe extern "C" fn(error_out: *mut OwnedBuffer) -> i32;
 pub type HandlerFn = unsafe extern "C" fn(invocation: *const RawInvocation, out: *mut OwnedBuffer) -> i32;
 /// `extern "C" fn(OwnedBuffer)`: frees a buffer the library returned.
 pub type FreeFn = unsafe extern "C" fn(buffer: OwnedBuffer);
-

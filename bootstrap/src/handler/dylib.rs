@@ -33,23 +33,38 @@ impl DylibHandler {
         let shown = path.display().to_string();
         // SAFETY: loading a library runs its initialisers; that is the point of a handler library,
         // which the user asked us to load.
-        let library = unsafe { Library::new(path) }.map_err(|e| InitError::NotALibrary { path: shown.clone(), reason: e.to_string() })?;
+        let library = unsafe { Library::new(path) }.map_err(|e| InitError::NotALibrary {
+            path: shown.clone(),
+            reason: e.to_string(),
+        })?;
 
         // SAFETY: the symbol's type is fixed by the ABI this library claims to export.
-        let version_fn = unsafe { library.get::<AbiVersionFn>(abi::ABI_VERSION_SYMBOL.as_bytes()) }
-            .map_err(|_| InitError::NotAnSdkLibrary { path: shown.clone(), symbol: abi::ABI_VERSION_SYMBOL })?;
+        let version_fn =
+            unsafe { library.get::<AbiVersionFn>(abi::ABI_VERSION_SYMBOL.as_bytes()) }.map_err(|_| InitError::NotAnSdkLibrary {
+                path: shown.clone(),
+                symbol: abi::ABI_VERSION_SYMBOL,
+            })?;
         // SAFETY: `extern "C" fn() -> u32`, no arguments.
         let version = unsafe { version_fn() };
         if version != abi::ABI_VERSION {
-            return Err(InitError::AbiMismatch { path: shown, library: version, bootstrap: abi::ABI_VERSION });
+            return Err(InitError::AbiMismatch {
+                path: shown,
+                library: version,
+                bootstrap: abi::ABI_VERSION,
+            });
         }
 
         // SAFETY (all `get`s below): the ABI version matched, so the exports have the ABI's types.
-        let free = *unsafe { library.get::<FreeFn>(abi::FREE_SYMBOL.as_bytes()) }
-            .map_err(|_| InitError::MissingSymbol { path: shown.clone(), symbol: abi::FREE_SYMBOL })?;
+        let free = *unsafe { library.get::<FreeFn>(abi::FREE_SYMBOL.as_bytes()) }.map_err(|_| InitError::MissingSymbol {
+            path: shown.clone(),
+            symbol: abi::FREE_SYMBOL,
+        })?;
         let symbol = format!("{}{}", abi::HANDLER_SYMBOL_PREFIX, name);
-        let handler = *unsafe { library.get::<HandlerFn>(symbol.as_bytes()) }
-            .map_err(|_| InitError::HandlerNotFound { path: shown.clone(), name: name.to_owned(), symbol: symbol.clone() })?;
+        let handler = *unsafe { library.get::<HandlerFn>(symbol.as_bytes()) }.map_err(|_| InitError::HandlerNotFound {
+            path: shown.clone(),
+            name: name.to_owned(),
+            symbol: symbol.clone(),
+        })?;
         let init = unsafe { library.get::<InitFn>(abi::INIT_SYMBOL.as_bytes()) }.ok().map(|f| *f);
 
         let started = Instant::now();
@@ -63,13 +78,24 @@ impl DylibHandler {
             }
         }
         let init_duration = started.elapsed();
-        Ok(Loaded { handler: DylibHandler { handler, free, _library: library }, init_duration })
+        Ok(Loaded {
+            handler: DylibHandler {
+                handler,
+                free,
+                _library: library,
+            },
+            init_duration,
+        })
     }
 
     /// Runs one invocation on the calling thread.
     pub fn call(&self, invocation: &Invocation) -> HandlerOutcome {
         let context = &invocation.context;
-        let optional = |value: &Option<String>| value.as_deref().map_or(BorrowedBytes::empty(), |v| BorrowedBytes::from_slice(v.as_bytes()));
+        let optional = |value: &Option<String>| {
+            value
+                .as_deref()
+                .map_or(BorrowedBytes::empty(), |v| BorrowedBytes::from_slice(v.as_bytes()))
+        };
         let raw = RawInvocation {
             event: BorrowedBytes::from_slice(&invocation.event),
             request_id: BorrowedBytes::from_slice(context.request_id.as_bytes()),

@@ -36,7 +36,10 @@ pub enum HandlerOutcome {
     Error(ErrorBody),
     /// The handler already answered the Runtime API itself (an exec child's streamed response
     /// relayed as it streams); `error_type` is set when the answer was an error.
-    Answered { error_type: Option<String>, error: Option<ErrorBody> },
+    Answered {
+        error_type: Option<String>,
+        error: Option<ErrorBody>,
+    },
 }
 
 impl HandlerOutcome {
@@ -82,9 +85,10 @@ impl InitError {
     pub fn error_type(&self) -> &'static str {
         match self {
             InitError::NotConfigured | InitError::LibraryNotFound { .. } | InitError::HandlerNotFound { .. } => "Runtime.HandlerNotFound",
-            InitError::NotALibrary { .. } | InitError::NotAnSdkLibrary { .. } | InitError::AbiMismatch { .. } | InitError::MissingSymbol { .. } => {
-                "Runtime.InvalidEntrypoint"
-            }
+            InitError::NotALibrary { .. }
+            | InitError::NotAnSdkLibrary { .. }
+            | InitError::AbiMismatch { .. }
+            | InitError::MissingSymbol { .. } => "Runtime.InvalidEntrypoint",
             InitError::HandlerInit(_) => "Runtime.InitError",
             InitError::Exec(_) => "Runtime.InvalidEntrypoint",
         }

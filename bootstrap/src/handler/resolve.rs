@@ -24,7 +24,11 @@ fn resolve_in(value: Option<&str>, search: &[&Path]) -> Result<HandlerSpec, Init
     };
     let name = name.unwrap_or(sdk::abi::DEFAULT_HANDLER_NAME).to_owned();
     let given = Path::new(file);
-    let candidates: Vec<PathBuf> = if given.is_absolute() { vec![given.to_path_buf()] } else { search.iter().map(|dir| dir.join(given)).collect() };
+    let candidates: Vec<PathBuf> = if given.is_absolute() {
+        vec![given.to_path_buf()]
+    } else {
+        search.iter().map(|dir| dir.join(given)).collect()
+    };
     match candidates.iter().find(|path| path.is_file()) {
         Some(path) => Ok(HandlerSpec::Library { path: path.clone(), name }),
         None => Err(InitError::LibraryNotFound {
@@ -65,10 +69,22 @@ mod tests {
         let opt = tempfile::tempdir().unwrap();
         std::fs::write(opt.path().join("libapp.so"), b"").unwrap();
         let spec = resolve_in(Some("libapp.so:echo"), &[task.path(), opt.path()]).unwrap();
-        assert_eq!(spec, HandlerSpec::Library { path: opt.path().join("libapp.so"), name: "echo".into() });
+        assert_eq!(
+            spec,
+            HandlerSpec::Library {
+                path: opt.path().join("libapp.so"),
+                name: "echo".into()
+            }
+        );
         std::fs::write(task.path().join("libapp.so"), b"").unwrap();
         let spec = resolve_in(Some("libapp.so"), &[task.path(), opt.path()]).unwrap();
-        assert_eq!(spec, HandlerSpec::Library { path: task.path().join("libapp.so"), name: "handler".into() });
+        assert_eq!(
+            spec,
+            HandlerSpec::Library {
+                path: task.path().join("libapp.so"),
+                name: "handler".into()
+            }
+        );
     }
 
     #[test]
@@ -88,6 +104,9 @@ mod tests {
 
     #[test]
     fn other_values_are_commands() {
-        assert_eq!(resolve_in(Some("./my-fn --x"), &[]).unwrap(), HandlerSpec::Command("./my-fn --x".into()));
+        assert_eq!(
+            resolve_in(Some("./my-fn --x"), &[]).unwrap(),
+            HandlerSpec::Command("./my-fn --x".into())
+        );
     }
 }

@@ -19,7 +19,10 @@ pub struct Timestamp {
 
 impl Timestamp {
     pub fn now() -> Self {
-        Self { monotonic: Instant::now(), wall: SystemTime::now() }
+        Self {
+            monotonic: Instant::now(),
+            wall: SystemTime::now(),
+        }
     }
 
     /// Milliseconds since the Unix epoch.
@@ -81,7 +84,12 @@ pub enum LifecycleEvent {
     Invocation(Arc<InvocationReport>),
     /// The deadline is near and the handler has not answered: flush now, the sandbox may be
     /// killed at the deadline.
-    TimeoutApproaching { invocation: Arc<Invocation>, received: Timestamp, at: Timestamp, cold_start: bool },
+    TimeoutApproaching {
+        invocation: Arc<Invocation>,
+        received: Timestamp,
+        at: Timestamp,
+        cold_start: bool,
+    },
     /// The process is about to end (SIGTERM/SIGINT): final flush.
     Shutdown { at: Timestamp },
 }

@@ -63,7 +63,10 @@ fn is_reset(error: &hyper_util::client::legacy::Error) -> bool {
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
             return matches!(
                 io.kind(),
-                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::UnexpectedEof
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
             );
         }
         if let Some(hyper_err) = err.downcast_ref::<hyper::Error>() {
@@ -140,13 +143,22 @@ impl RuntimeApiClient {
         let path = format!("/{API_VERSION}/runtime/invocation/{request_id}/error");
         let mut headers = error_headers(&error.error_type);
         echo_invocation_id(&mut headers, invocation_id);
-        self.call(Method::POST, &path, headers, full(Bytes::from(error.to_json()))).await.map(drop)
+        self.call(Method::POST, &path, headers, full(Bytes::from(error.to_json())))
+            .await
+            .map(drop)
     }
 
     /// Posts an init error; Lambda then ends the sandbox's init.
     pub async fn init_error(&self, error: &ErrorBody) -> Result<(), ClientError> {
         let path = format!("/{API_VERSION}/runtime/init/error");
-        self.call(Method::POST, &path, error_headers(&error.error_type), full(Bytes::from(error.to_json()))).await.map(drop)
+        self.call(
+            Method::POST,
+            &path,
+            error_headers(&error.error_type),
+            full(Bytes::from(error.to_json())),
+        )
+        .await
+        .map(drop)
     }
 
     /// Sends any Runtime API request and buffers the answer; a non-2xx answer is an error.
@@ -157,7 +169,10 @@ impl RuntimeApiClient {
         let bytes = body
             .collect()
             .await
-            .map_err(|source| ClientError::Body { path: path.to_owned(), source: Box::new(source) })?
+            .map_err(|source| ClientError::Body {
+                path: path.to_owned(),
+                source: Box::new(source),
+            })?
             .to_bytes();
         if !parts.status.is_success() {
             return Err(ClientError::Rejected {
@@ -181,13 +196,19 @@ impl RuntimeApiClient {
             .method(method)
             .uri(self.endpoint.uri(path))
             .body(body)
-            .map_err(|source| ClientError::Request { path: path.to_owned(), source })?;
+            .map_err(|source| ClientError::Request {
+                path: path.to_owned(),
+                source,
+            })?;
         *request.headers_mut() = headers;
-        request.headers_mut().entry(http::header::USER_AGENT).or_insert(HeaderValue::from_static(USER_AGENT));
-        self.http
-            .request(request)
-            .await
-            .map_err(|source| ClientError::Transport { endpoint: self.endpoint.to_string(), source })
+        request
+            .headers_mut()
+            .entry(http::header::USER_AGENT)
+            .or_insert(HeaderValue::from_static(USER_AGENT));
+        self.http.request(request).await.map_err(|source| ClientError::Transport {
+            endpoint: self.endpoint.to_string(),
+            source,
+        })
     }
 }
 

@@ -41,7 +41,10 @@ impl Endpoint {
         if format!("http://{authority}/").parse::<http::Uri>().is_err() {
             return Err(EndpointError::Invalid(value.to_owned()));
         }
-        Ok(Self { authority: authority.to_owned(), path_prefix: path.trim_end_matches('/').to_owned() })
+        Ok(Self {
+            authority: authority.to_owned(),
+            path_prefix: path.trim_end_matches('/').to_owned(),
+        })
     }
 
     /// `host:port` of the API.
@@ -68,14 +71,20 @@ mod tests {
     #[test]
     fn host_and_port_as_lambda_sets_it() {
         let endpoint = Endpoint::parse("127.0.0.1:9001").unwrap();
-        assert_eq!(endpoint.uri("/2018-06-01/runtime/invocation/next"), "http://127.0.0.1:9001/2018-06-01/runtime/invocation/next");
+        assert_eq!(
+            endpoint.uri("/2018-06-01/runtime/invocation/next"),
+            "http://127.0.0.1:9001/2018-06-01/runtime/invocation/next"
+        );
     }
 
     #[test]
     fn url_with_path_prefix_as_cargo_lambda_sets_it() {
         let endpoint = Endpoint::parse("http://127.0.0.1:9000/.rt/my-fn/").unwrap();
         assert_eq!(endpoint.authority(), "127.0.0.1:9000");
-        assert_eq!(endpoint.uri("/2018-06-01/runtime/init/error"), "http://127.0.0.1:9000/.rt/my-fn/2018-06-01/runtime/init/error");
+        assert_eq!(
+            endpoint.uri("/2018-06-01/runtime/init/error"),
+            "http://127.0.0.1:9000/.rt/my-fn/2018-06-01/runtime/init/error"
+        );
     }
 
     #[test]

@@ -13,7 +13,11 @@ pub struct ErrorBody {
 
 impl ErrorBody {
     pub fn new(error_type: impl Into<String>, error_message: impl Into<String>) -> Self {
-        Self { error_message: error_message.into(), error_type: error_type.into(), stack_trace: Vec::new() }
+        Self {
+            error_message: error_message.into(),
+            error_type: error_type.into(),
+            stack_trace: Vec::new(),
+        }
     }
 
     /// Reads an error body a handler produced; anything that is not one becomes a
@@ -40,7 +44,10 @@ mod tests {
         let mut body = ErrorBody::new("Runtime.HandlerNotFound", "no handler");
         body.stack_trace.push("at main".into());
         let json: serde_json::Value = serde_json::from_slice(&body.to_json()).unwrap();
-        assert_eq!(json, serde_json::json!({"errorMessage": "no handler", "errorType": "Runtime.HandlerNotFound", "stackTrace": ["at main"]}));
+        assert_eq!(
+            json,
+            serde_json::json!({"errorMessage": "no handler", "errorType": "Runtime.HandlerNotFound", "stackTrace": ["at main"]})
+        );
     }
 
     #[test]

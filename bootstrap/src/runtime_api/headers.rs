@@ -40,7 +40,11 @@ pub enum HeaderError {
     #[error("Lambda-Runtime-Deadline-Ms is {value:?}, not a number of milliseconds since the epoch")]
     InvalidDeadline { request_id: String, value: String },
     #[error("{header} is not valid JSON: {reason}")]
-    InvalidJson { request_id: String, header: &'static str, reason: String },
+    InvalidJson {
+        request_id: String,
+        header: &'static str,
+        reason: String,
+    },
     #[error("{header} is not valid UTF-8 text")]
     NotText { request_id: String, header: &'static str },
 }
@@ -73,16 +77,21 @@ impl InvocationContext {
             Ok(Some(id)) if !id.trim().is_empty() => id,
             _ => return Err(HeaderError::MissingRequestId),
         };
-        let not_text = |header: &'static str| HeaderError::NotText { request_id: request_id.clone(), header };
+        let not_text = |header: &'static str| HeaderError::NotText {
+            request_id: request_id.clone(),
+            header,
+        };
         let deadline_ms = match text(headers, DEADLINE_MS).map_err(|_| not_text("Lambda-Runtime-Deadline-Ms"))? {
             None => 0,
-            Some(value) => value
-                .trim()
-                .parse::<u64>()
-                .map_err(|_| HeaderError::InvalidDeadline { request_id: request_id.clone(), value })?,
+            Some(value) => value.trim().parse::<u64>().map_err(|_| HeaderError::InvalidDeadline {
+                request_id: request_id.clone(),
+                value,
+            })?,
         };
         let json = |name: &'static str, label: &'static str| -> Result<Option<String>, HeaderError> {
-            let Some(value) = text(headers, name).map_err(|_| not_text(label))? else { return Ok(None) };
+            let Some(value) = text(headers, name).map_err(|_| not_text(label))? else {
+                return Ok(None);
+            };
             if value.is_empty() {
                 return Ok(None);
             }
@@ -121,7 +130,9 @@ struct NotUtf8;
 fn text(headers: &HeaderMap, name: &str) -> Result<Option<String>, NotUtf8> {
     match headers.get(name) {
         None => Ok(None),
-        Some(value) => std::str::from_utf8(value.as_bytes()).map(|s| Some(s.to_owned())).map_err(|_| NotUtf8),
+        Some(value) => std::str::from_utf8(value.as_bytes())
+            .map(|s| Some(s.to_owned()))
+            .map_err(|_| NotUtf8),
     }
 }
 
@@ -143,8 +154,14 @@ mod tests {
         let map = headers(&[
             (header_names::REQUEST_ID, "req-1"),
             (header_names::DEADLINE_MS, "1700000000123"),
-            (header_names::INVOKED_FUNCTION_ARN, "arn:aws:lambda:us-east-1:123456789012:function:f"),
-            (header_names::TRACE_ID, "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"),
+            (
+                header_names::INVOKED_FUNCTION_ARN,
+                "arn:aws:lambda:us-east-1:123456789012:function:f",
+            ),
+            (
+                header_names::TRACE_ID,
+                "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+            ),
             (header_names::CLIENT_CONTEXT, r#"{"custom":{"a":"b"}}"#),
             (header_names::COGNITO_IDENTITY, r#"{"identityId":"i","identityPoolId":"p"}"#),
             (header_names::TENANT_ID, "tenant-7"),
@@ -172,16 +189,19 @@ mod tests {
 
     #[test]
     fn non_numeric_deadline_is_reported_against_the_request() {
-        let err = InvocationContext::from_headers(&headers(&[(header_names::REQUEST_ID, "r"), (header_names::DEADLINE_MS, "soon")]))
-            .unwrap_err();
+        let err =
+            InvocationContext::from_headers(&headers(&[(header_names::REQUEST_ID, "r"), (header_names::DEADLINE_MS, "soon")])).unwrap_err();
         assert_eq!(err.request_id(), Some("r"));
         assert!(err.to_string().contains("\"soon\""), "{err}");
     }
 
     #[test]
     fn non_json_client_context_is_reported_against_the_request() {
-        let err = InvocationContext::from_headers(&headers(&[(header_names::REQUEST_ID, "r"), (header_names::CLIENT_CONTEXT, "{nope")]))
-            .unwrap_err();
+        let err = InvocationContext::from_headers(&headers(&[
+            (header_names::REQUEST_ID, "r"),
+            (header_names::CLIENT_CONTEXT, "{nope"),
+        ]))
+        .unwrap_err();
         assert_eq!(err.request_id(), Some("r"));
         assert!(err.to_string().contains("Lambda-Runtime-Client-Context"), "{err}");
     }
