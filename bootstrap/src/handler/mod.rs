@@ -2,6 +2,7 @@
 //! behind a loopback Runtime API (exec). Both answer the same [`Handler`] trait, so the
 //! lifecycle and telemetry never care which one runs.
 pub mod dylib;
+pub mod exec;
 mod resolve;
 
 use std::future::Future;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::HeaderMap;
 
+use crate::lifecycle::{InitReport, Timestamp};
 use crate::runtime_api::{ErrorBody, InvocationContext};
 
 pub use resolve::{resolve, HandlerSpec};
@@ -52,9 +54,39 @@ impl HandlerOutcome {
     }
 }
 
+/// A handler's outcome with the handler's own times: for an exec child, when it received the
+/// event and when its answer arrived (not when `invoke` was called and returned).
+#[derive(Debug)]
+pub struct TimedOutcome {
+    pub outcome: HandlerOutcome,
+    pub handler_started: Timestamp,
+    pub handler_finished: Timestamp,
+}
+
 /// Runs invocations. Implementations must never panic: a failure is an [`HandlerOutcome::Error`].
 pub trait Handler: Send + Sync + 'static {
     fn invoke(&self, invocation: Arc<Invocation>) -> BoxFuture<'_, HandlerOutcome>;
+
+    /// [`Handler::invoke`] with the handler's own start and finish times; by default the
+    /// times around `invoke`.
+    fn invoke_timed(&self, invocation: Arc<Invocation>) -> BoxFuture<'_, TimedOutcome> {
+        Box::pin(async move {
+            let handler_started = Timestamp::now();
+            let outcome = self.invoke(invocation).await;
+            TimedOutcome {
+                outcome,
+                handler_started,
+                handler_finished: Timestamp::now(),
+            }
+        })
+    }
+
+    /// Called by the lifecycle before each upstream `/next`. A handler that had to start its
+    /// worker again (an exec child that died) waits here until it is ready and returns that
+    /// new init, once, to be reported like the first.
+    fn before_next(&self) -> BoxFuture<'_, Option<InitReport>> {
+        Box::pin(async { None })
+    }
 }
 
 /// The handler could not be made ready; reported with `/init/error`, then the process exits.
@@ -78,6 +110,10 @@ pub enum InitError {
     HandlerInit(ErrorBody),
     #[error("{0}")]
     Exec(String),
+    /// The handler's runtime reported its own init error (an exec child's `/init/error`, or
+    /// its exit before its first `/next`): posted upstream exactly as it is.
+    #[error("the handler's runtime failed to start: {}: {}", .0.error_type, .0.error_message)]
+    Reported(ErrorBody),
 }
 
 impl InitError {
@@ -91,10 +127,15 @@ impl InitError {
             | InitError::MissingSymbol { .. } => "Runtime.InvalidEntrypoint",
             InitError::HandlerInit(_) => "Runtime.InitError",
             InitError::Exec(_) => "Runtime.InvalidEntrypoint",
+            // The reported body carries its own type; see `to_error_body`.
+            InitError::Reported(_) => "Runtime.InitError",
         }
     }
 
     pub fn to_error_body(&self) -> ErrorBody {
+        if let InitError::Reported(body) = self {
+            return body.clone();
+        }
         let mut body = ErrorBody::new(self.error_type(), self.to_string());
         if let InitError::HandlerInit(inner) = self {
             body.stack_trace = inner.stack_trace.clone();

@@ -1,0 +1,333 @@
+//! The child's stdout and stderr, copied to ours line by line.
+//!
+//! Lambda sends the runtime's stdout and stderr to CloudWatch (and so to Datadog's forwarder)
+//! line by line, so we only ever write whole lines, and one stream's line never lands in the
+//! middle of the other's: both pumps write under one lock. Bytes are copied untouched (no UTF-8
+//! decoding); with no [`LineRewriter`] set, the complete lines of each read go out in a single
+//! write, without looking at them one by one.
+//!
+//! Each pump is a plain thread doing blocking reads: the output path then never waits on the
+//! async runtime that serves invocations, and a slow stdout never stalls an invocation.
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+/// A line longer than this (no newline yet) is written out in pieces rather than held in
+/// memory without bound; CloudWatch splits lines far shorter than this anyway.
+const MAX_HELD_LINE: usize = 8 * 1024 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Which of the child's streams a line came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+/// Rewrites the child's output lines, e.g. to add trace ids for log correlation.
+pub trait LineRewriter: Send + Sync + 'static {
+    /// `line` is one line without its trailing newline; return it borrowed to keep it as is.
+    fn rewrite<'a>(&self, stream: OutputStream, line: &'a [u8]) -> Cow<'a, [u8]>;
+}
+
+/// Where the child's lines go: the bootstrap's own stdout and stderr in production.
+pub struct Destinations {
+    pub stdout: Box<dyn Write + Send>,
+    pub stderr: Box<dyn Write + Send>,
+}
+
+impl Destinations {
+    /// The bootstrap's stdout and stderr.
+    pub fn process() -> Self {
+        Self {
+            stdout: Box::new(io::stdout()),
+            stderr: Box::new(io::stderr()),
+        }
+    }
+}
+
+/// How the child's output is copied; cheap to clone (shared between pumps and restarts).
+#[derive(Clone)]
+pub struct OutputConfig {
+    destinations: Arc<Mutex<Destinations>>,
+    rewriter: Option<Arc<dyn LineRewriter>>,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        Self::new(Destinations::process())
+    }
+}
+
+impl OutputConfig {
+    pub fn new(destinations: Destinations) -> Self {
+        Self {
+            destinations: Arc::new(Mutex::new(destinations)),
+            rewriter: None,
+        }
+    }
+
+    /// Passes every line through `rewriter` before it is written.
+    pub fn with_rewriter(mut self, rewriter: Arc<dyn LineRewriter>) -> Self {
+        self.rewriter = Some(rewriter);
+        self
+    }
+
+    fn write(&self, stream: OutputStream, bytes: &[u8]) {
+        let mut destinations = self.destinations.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let target = match stream {
+            OutputStream::Stdout => &mut destinations.stdout,
+            OutputStream::Stderr => &mut destinations.stderr,
+        };
+        // Our own stdout failing (closed by the platform) must not stop the pump: the child
+        // would block on a full pipe. The lines are dropped instead.
+        let _ = target.write_all(bytes).and_then(|()| target.flush());
+    }
+}
+
+/// A running pump; [`Pump::finished`] resolves when the child's end of the pipe is closed
+/// (by the child and everything it started) and every byte has been written.
+pub struct Pump {
+    done: oneshot::Receiver<()>,
+}
+
+impl Pump {
+    /// Starts copying `pipe` (the read end of the child's stdout or stderr).
+    pub fn start(pipe: OwnedFd, stream: OutputStream, config: OutputConfig) -> io::Result<Pump> {
+        let (done_tx, done) = oneshot::channel();
+        let name = match stream {
+            OutputStream::Stdout => "exec-stdout",
+            OutputStream::Stderr => "exec-stderr",
+        };
+        std::thread::Builder::new().name(name.into()).spawn(move || {
+            LineCopier::new(stream, config).run(File::from(pipe));
+            let _ = done_tx.send(());
+        })?;
+        Ok(Pump { done })
+    }
+
+    /// Waits for the pump to drain, at most `limit` (a grandchild that escaped the process
+    /// group may hold the pipe open forever).
+    pub async fn finished(self, limit: Duration) -> bool {
+        tokio::time::timeout(limit, self.done).await.is_ok()
+    }
+}
+
+/// Splits a byte stream into whole lines and writes them.
+struct LineCopier {
+    stream: OutputStream,
+    config: OutputConfig,
+    /// The start of a line whose newline has not arrived yet.
+    held: Vec<u8>,
+    /// Scratch space for rewritten lines.
+    rewritten: Vec<u8>,
+}
+
+impl LineCopier {
+    fn new(stream: OutputStream, config: OutputConfig) -> Self {
+        Self {
+            stream,
+            config,
+            held: Vec::new(),
+            rewritten: Vec::new(),
+        }
+    }
+
+    fn run(mut self, mut pipe: impl Read) {
+        let mut chunk = vec![0u8; READ_CHUNK];
+        loop {
+            match pipe.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => self.push(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        self.finish();
+    }
+
+    /// Takes the bytes of one read; writes every line they complete.
+    fn push(&mut self, bytes: &[u8]) {
+        let Some(last_newline) = memrchr(b'\n', bytes) else {
+            self.held.extend_from_slice(bytes);
+            if self.held.len() >= MAX_HELD_LINE {
+                let held = std::mem::take(&mut self.held);
+                self.emit(&held);
+            }
+            return;
+        };
+        let (complete, rest) = bytes.split_at(last_newline + 1);
+        if self.held.is_empty() {
+            // The common case: no copy, the read buffer is written as it is.
+            self.emit(complete);
+        } else {
+            let mut lines = std::mem::take(&mut self.held);
+            lines.extend_from_slice(complete);
+            self.emit(&lines);
+            lines.clear();
+            self.held = lines;
+        }
+        self.held.extend_from_slice(rest);
+    }
+
+    /// The pipe closed: a last line without a newline still goes out, newline-terminated so
+    /// the next writer does not continue it.
+    fn finish(mut self) {
+        if !self.held.is_empty() {
+            let mut held = std::mem::take(&mut self.held);
+            held.push(b'\n');
+            self.emit(&held);
+        }
+    }
+
+    /// Writes `lines` (whole lines, or one oversized piece) through the rewriter if any.
+    fn emit(&mut self, lines: &[u8]) {
+        let Some(rewriter) = self.config.rewriter.clone() else {
+            self.config.write(self.stream, lines);
+            return;
+        };
+        self.rewritten.clear();
+        for line in lines.split_inclusive(|b| *b == b'\n') {
+            let (body, newline) = match line.strip_suffix(b"\n") {
+                Some(body) => (body, true),
+                None => (line, false),
+            };
+            self.rewritten.extend_from_slice(&rewriter.rewrite(self.stream, body));
+            if newline {
+                self.rewritten.push(b'\n');
+            }
+        }
+        self.config.write(self.stream, &self.rewritten);
+    }
+}
+
+fn memrchr(needle: u8, haystack: &[u8]) -> Option<usize> {
+    haystack.iter().rposition(|b| *b == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A destination the test can read back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<Vec<u8>>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().push(buf.to_vec());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn writes(&self) -> Vec<Vec<u8>> {
+            self.0.lock().unwrap().clone()
+        }
+        fn all(&self) -> Vec<u8> {
+            self.writes().concat()
+        }
+    }
+
+    fn copier(rewriter: Option<Arc<dyn LineRewriter>>) -> (LineCopier, Captured, Captured) {
+        let (out, err) = (Captured::default(), Captured::default());
+        let mut config = OutputConfig::new(Destinations {
+            stdout: Box::new(out.clone()),
+            stderr: Box::new(err.clone()),
+        });
+        if let Some(rewriter) = rewriter {
+            config = config.with_rewriter(rewriter);
+        }
+        (LineCopier::new(OutputStream::Stdout, config), out, err)
+    }
+
+    #[test]
+    fn only_whole_lines_are_written() {
+        let (mut copier, out, err) = copier(None);
+        copier.push(b"one\ntw");
+        copier.push(b"o\nthr");
+        copier.push(b"ee");
+        assert_eq!(out.writes(), vec![b"one\n".to_vec(), b"two\n".to_vec()]);
+        copier.push(b"\nfour\nfive\n");
+        assert_eq!(out.writes().last().unwrap(), b"three\nfour\nfive\n");
+        copier.finish();
+        assert!(err.all().is_empty());
+    }
+
+    #[test]
+    fn last_line_without_newline_is_kept_and_terminated() {
+        let (mut copier, out, _) = copier(None);
+        copier.push(b"done\npartial");
+        copier.finish();
+        assert_eq!(out.all(), b"done\npartial\n");
+    }
+
+    #[test]
+    fn non_utf8_bytes_pass_untouched() {
+        let (mut copier, out, _) = copier(None);
+        copier.push(b"\xff\xfe bytes \x80\n");
+        assert_eq!(out.all(), b"\xff\xfe bytes \x80\n");
+    }
+
+    #[test]
+    fn long_line_arrives_in_one_write() {
+        let (mut copier, out, _) = copier(None);
+        let line = vec![b'x'; 3 * 1024 * 1024];
+        for piece in line.chunks(READ_CHUNK) {
+            copier.push(piece);
+        }
+        assert!(out.writes().is_empty());
+        copier.push(b"\n");
+        let writes = out.writes();
+        assert_eq!(writes.len(), 1);
+        assert_eq!(writes[0].len(), line.len() + 1);
+    }
+
+    struct Tagger;
+    impl LineRewriter for Tagger {
+        fn rewrite<'a>(&self, _: OutputStream, line: &'a [u8]) -> Cow<'a, [u8]> {
+            if line.starts_with(b"keep") {
+                Cow::Borrowed(line)
+            } else {
+                Cow::Owned([b"[dd] ".as_slice(), line].concat())
+            }
+        }
+    }
+
+    #[test]
+    fn rewriter_sees_each_line_without_its_newline() {
+        let (mut copier, out, _) = copier(Some(Arc::new(Tagger)));
+        copier.push(b"a\nkeep b\nc");
+        copier.finish();
+        assert_eq!(out.all(), b"[dd] a\nkeep b\n[dd] c\n");
+    }
+
+    #[test]
+    fn pump_copies_a_pipe_to_the_end() {
+        let (out, err) = (Captured::default(), Captured::default());
+        let config = OutputConfig::new(Destinations {
+            stdout: Box::new(out.clone()),
+            stderr: Box::new(err.clone()),
+        });
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "printf 'x\\ny'"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pipe: OwnedFd = child.stdout.take().unwrap().into();
+        let pump = Pump::start(pipe, OutputStream::Stderr, config).unwrap();
+        child.wait().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        assert!(runtime.block_on(pump.finished(Duration::from_secs(5))));
+        assert_eq!(err.all(), b"x\ny\n");
+        assert!(out.all().is_empty());
+    }
+}
