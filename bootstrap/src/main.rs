@@ -38,7 +38,7 @@ async fn serve(config: Config, process_started: Timestamp) -> ExitCode {
 
     let ready = handler::load(&config, &client).await;
     let init_finished = Timestamp::now();
-    let mut report = InitReport {
+    let report = InitReport {
         started: process_started,
         finished: init_finished,
         handler_init: ready.as_ref().map(|r| r.init_duration).unwrap_or_default(),
