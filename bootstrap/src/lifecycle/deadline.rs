@@ -65,7 +65,8 @@ impl DeadlineWatch {
         Self { sender, fired, margin }
     }
 
-    /// Watches `invocation` until [`DeadlineWatch::disarm`]. An unknown deadline (0) is not watched.
+    /// Watches `invocation` until [`DeadlineWatch::disarm`]. A deadline that is unknown (0) or
+    /// already past when the invocation arrives is not watched.
     pub fn arm(&self, invocation: &Arc<Invocation>, received: Timestamp, cold_start: bool) {
         self.fired.store(false, std::sync::atomic::Ordering::SeqCst);
         let deadline_ms = invocation.context.deadline_ms;
@@ -73,7 +74,12 @@ impl DeadlineWatch {
             return;
         }
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        let remaining = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+        if deadline_ms <= now_ms {
+            // Not a real deadline (cargo-lambda's emulator sends a constant 600000): the platform
+            // enforces its own timeout, and a watch that fires at once would only add noise.
+            return;
+        }
+        let remaining = Duration::from_millis(deadline_ms - now_ms);
         let fires_at = Instant::now() + remaining.saturating_sub(self.margin);
         self.sender.send_replace(Some(Watched {
             fires_at,
