@@ -1,1 +1,102 @@
-fn main() {}
+//! `bootstrap`: the Lambda custom runtime. Lambda starts it with no arguments;
+//! `bootstrap invoke ...` runs a handler locally.
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use bootstrap::config::{Config, Environment};
+use bootstrap::handler::{self, InitError};
+use bootstrap::lifecycle::{InitReport, Lifecycle, LifecycleEvent, LifecycleOptions, Observers, Timestamp};
+use bootstrap::runtime_api::{Endpoint, RuntimeApiClient};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    let process_started = Timestamp::now();
+    let config = Config::from_env(Environment::from_process());
+    bootstrap::logging::init(&config.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("bootstrap: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(config, process_started))
+}
+
+async fn serve(config: Config, process_started: Timestamp) -> ExitCode {
+    let endpoint = match Endpoint::parse(config.runtime_api.as_deref().unwrap_or_default()) {
+        Ok(endpoint) => endpoint,
+        Err(err) => {
+            tracing::error!("{err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let client = RuntimeApiClient::new(endpoint);
+    let observers = Observers::default();
+
+    let ready = handler::load(&config, &client).await;
+    let init_finished = Timestamp::now();
+    let report = InitReport {
+        started: process_started,
+        finished: init_finished,
+        handler_init: ready.as_ref().map(|r| r.init_duration).unwrap_or_default(),
+        initialization_type: config.function.initialization_type.clone(),
+        error: None,
+    };
+    let ready = match ready {
+        Ok(ready) => ready,
+        Err(err) => return fail_init(&client, &observers, report, err).await,
+    };
+    observers.notify(&LifecycleEvent::Init(Arc::new(report.clone()))).await;
+
+    let options = LifecycleOptions {
+        concurrency: config.max_concurrency,
+        timeout_margin: timeout_margin(&config.env),
+        max_invocations: None,
+    };
+    let lifecycle = Lifecycle::new(client, ready.handler, observers.clone(), options);
+    tokio::select! {
+        () = lifecycle.run() => ExitCode::SUCCESS,
+        signal = shutdown_signal() => {
+            tracing::debug!(signal, "shutting down");
+            observers.notify(&LifecycleEvent::Shutdown { at: Timestamp::now() }).await;
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// Reports an init failure as AWS's runtimes do: `/init/error`, one line on stderr, a non-zero exit.
+async fn fail_init(client: &RuntimeApiClient, observers: &Observers, mut report: InitReport, err: InitError) -> ExitCode {
+    let body = err.to_error_body();
+    tracing::error!(error_type = %body.error_type, "init failed: {}", body.error_message);
+    if let Err(post) = client.init_error(&body).await {
+        tracing::error!(error = %post, "the Runtime API did not accept the init error");
+    }
+    report.error = Some(body);
+    observers.notify(&LifecycleEvent::Init(Arc::new(report))).await;
+    ExitCode::FAILURE
+}
+
+/// `DD_APM_FLUSH_DEADLINE_MILLISECONDS` (default 100; negative or invalid -> 100), as Datadog's tracer reads it.
+fn timeout_margin(env: &Environment) -> std::time::Duration {
+    let millis = env
+        .non_empty("DD_APM_FLUSH_DEADLINE_MILLISECONDS")
+        .and_then(|v| v.parse::<i64>().ok())
+        .filter(|m| *m >= 0);
+    millis.map_or(bootstrap::lifecycle::DEFAULT_TIMEOUT_MARGIN, |m| {
+        std::time::Duration::from_millis(m as u64)
+    })
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}

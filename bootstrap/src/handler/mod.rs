@@ -143,3 +143,27 @@ impl InitError {
         body
     }
 }
+
+/// A handler made ready by [`load`], with the time its own init took.
+pub struct Ready {
+    pub handler: Arc<dyn Handler>,
+    pub init_duration: std::time::Duration,
+}
+
+/// Resolves `DD_LAMBDA_HANDLER` and makes the handler ready: loads a library (and runs its
+/// init) or starts an executable.
+pub async fn load(config: &crate::config::Config, _client: &crate::runtime_api::RuntimeApiClient) -> Result<Ready, InitError> {
+    match resolve(config.handler.as_deref(), &config.task_root)? {
+        HandlerSpec::Library { path, name } => {
+            // Loading runs the library's initialisers and init function: keep them off the
+            // runtime's worker threads.
+            let loaded = tokio::task::spawn_blocking(move || dylib::DylibHandler::load(&path, &name))
+                .await
+                .map_err(|e| InitError::HandlerInit(ErrorBody::new("Runtime.InitError", format!("the handler's init crashed: {e}"))))??;
+            Ok(Ready { handler: Arc::new(loaded.handler), init_duration: loaded.init_duration })
+        }
+        HandlerSpec::Command(command) => Err(InitError::Exec(format!(
+            "DD_LAMBDA_HANDLER={command:?} is not a shared library (`*.so` or `*.so:name`), and executable handlers are not supported by this build yet"
+        ))),
+    }
+}

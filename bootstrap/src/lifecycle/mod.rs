@@ -1,5 +1,189 @@
 //! The invocation lifecycle: init, the `/next` -> handler -> answer loop, deadlines,
 //! shutdown, and the events telemetry consumes.
+//!
+//! One worker serves one invocation at a time; `AWS_LAMBDA_MAX_CONCURRENCY=N` runs N workers
+//! (Lambda Managed Instances). Between `/next` and the answer a worker only parses headers,
+//! arms the deadline watch and calls the handler; telemetry hears of the invocation after
+//! the answer is posted, and finishes before the worker asks `/next` again.
+mod deadline;
 pub mod events;
+mod observers;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use deadline::DeadlineWatch;
 pub use events::{InitReport, InvocationReport, LifecycleEvent, LifecycleObserver, Timestamp};
+pub use observers::Observers;
+
+use crate::handler::{Handler, HandlerOutcome, Invocation};
+use crate::runtime_api::{header_names, ClientError, ErrorBody, RuntimeApiClient, MAX_RESPONSE_BYTES};
+
+/// How long before the deadline the timeout watch fires, unless configured
+/// (`DD_APM_FLUSH_DEADLINE_MILLISECONDS`, as Datadog's tracer uses it).
+pub const DEFAULT_TIMEOUT_MARGIN: Duration = Duration::from_millis(100);
+
+const NEXT_ERROR_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// How the loop runs.
+#[derive(Clone, Debug)]
+pub struct LifecycleOptions {
+    /// Invocations in flight at once (`AWS_LAMBDA_MAX_CONCURRENCY`).
+    pub concurrency: usize,
+    /// How long before the deadline telemetry is told the invocation is about to time out.
+    pub timeout_margin: Duration,
+    /// Stop after this many invocations (all workers together); `None` serves forever.
+    pub max_invocations: Option<u64>,
+}
+
+impl Default for LifecycleOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: 1,
+            timeout_margin: DEFAULT_TIMEOUT_MARGIN,
+            max_invocations: None,
+        }
+    }
+}
+
+/// The invocation loop around one ready handler.
+pub struct Lifecycle {
+    client: RuntimeApiClient,
+    handler: Arc<dyn Handler>,
+    observers: Observers,
+    options: LifecycleOptions,
+    cold_start: AtomicBool,
+    served: std::sync::atomic::AtomicU64,
+}
+
+impl Lifecycle {
+    pub fn new(client: RuntimeApiClient, handler: Arc<dyn Handler>, observers: Observers, options: LifecycleOptions) -> Arc<Self> {
+        Arc::new(Self {
+            client,
+            handler,
+            observers,
+            options,
+            cold_start: AtomicBool::new(true),
+            served: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// Serves invocations with `concurrency` workers until `max_invocations` (or forever).
+    pub async fn run(self: Arc<Self>) {
+        let workers: Vec<_> = (0..self.options.concurrency.max(1))
+            .map(|_| {
+                let lifecycle = self.clone();
+                tokio::spawn(async move { lifecycle.worker().await })
+            })
+            .collect();
+        for worker in workers {
+            if let Err(err) = worker.await {
+                tracing::error!(error = %err, "a lifecycle worker stopped unexpectedly");
+            }
+        }
+    }
+
+    async fn worker(self: Arc<Self>) {
+        let watch = DeadlineWatch::spawn(self.options.timeout_margin, self.observers.clone());
+        let mut backoff = Duration::from_millis(10);
+        loop {
+            if let Some(max) = self.options.max_invocations {
+                if self.served.fetch_add(1, Ordering::SeqCst) >= max {
+                    return;
+                }
+            }
+            let next = match self.client.next().await {
+                Ok(next) => {
+                    backoff = Duration::from_millis(10);
+                    next
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, retry_in_ms = backoff.as_millis() as u64, "Runtime API /next failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(NEXT_ERROR_BACKOFF_MAX);
+                    continue;
+                }
+            };
+            let received = Timestamp::now();
+            let context = match next.context() {
+                Ok(context) => context,
+                Err(err) => {
+                    let invocation_id = next.headers.get(header_names::INVOCATION_ID).and_then(|v| v.to_str().ok());
+                    match err.request_id() {
+                        Some(request_id) => {
+                            tracing::error!(request_id, error = %err, "cannot serve this invocation; reporting it as an error");
+                            let body = ErrorBody::new(err.error_type(), err.to_string());
+                            if let Err(post) = self.client.error(request_id, invocation_id, &body).await {
+                                tracing::error!(request_id, error = %post, "the Runtime API refused the invocation error");
+                            }
+                        }
+                        None => tracing::error!(error = %err, "cannot serve a /next answer"),
+                    }
+                    continue;
+                }
+            };
+            let invocation = Arc::new(Invocation {
+                context,
+                headers: next.headers,
+                event: next.event,
+            });
+            let report = self.serve(invocation, received, &watch).await;
+            self.observers.notify(&LifecycleEvent::Invocation(Arc::new(report))).await;
+        }
+    }
+
+    /// From a received invocation to its posted answer.
+    async fn serve(&self, invocation: Arc<Invocation>, received: Timestamp, watch: &DeadlineWatch) -> InvocationReport {
+        let cold_start = self.cold_start.swap(false, Ordering::SeqCst);
+        watch.arm(&invocation, received, cold_start);
+        let handler_started = Timestamp::now();
+        let outcome = self.handler.invoke(invocation.clone()).await;
+        let handler_finished = Timestamp::now();
+        let timed_out = watch.disarm();
+        let (outcome, answer_error) = self.answer(&invocation, outcome).await;
+        let answered = Timestamp::now();
+        InvocationReport {
+            invocation,
+            cold_start,
+            received,
+            handler_started,
+            handler_finished,
+            answered,
+            outcome,
+            answer_error,
+            timed_out,
+        }
+    }
+
+    /// Posts the outcome: exactly one `/response` or `/error` per invocation.
+    async fn answer(&self, invocation: &Invocation, outcome: HandlerOutcome) -> (HandlerOutcome, Option<String>) {
+        let context = &invocation.context;
+        let request_id = context.request_id.as_str();
+        let invocation_id = context.invocation_id.as_deref();
+        let result = match &outcome {
+            HandlerOutcome::Response(body) if body.len() > MAX_RESPONSE_BYTES => {
+                // Lambda would refuse it with 413 anyway; say why in the function's own error.
+                let error = ErrorBody::new(
+                    "Function.ResponseSizeTooLarge",
+                    format!(
+                        "Response payload size ({} bytes) exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).",
+                        body.len()
+                    ),
+                );
+                let result = self.client.error(request_id, invocation_id, &error).await;
+                return (HandlerOutcome::Error(error), result.err().map(|e| describe(request_id, e)));
+            }
+            HandlerOutcome::Response(body) => self.client.respond(request_id, invocation_id, body.clone()).await,
+            HandlerOutcome::Error(error) => self.client.error(request_id, invocation_id, error).await,
+            HandlerOutcome::Answered { .. } => Ok(()),
+        };
+        (outcome, result.err().map(|e| describe(request_id, e)))
+    }
+}
+
+fn describe(request_id: &str, error: ClientError) -> String {
+    let text = error.to_string();
+    tracing::error!(request_id, error = %text, "the Runtime API did not accept the invocation's answer");
+    text
+}

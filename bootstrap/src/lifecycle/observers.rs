@@ -1,0 +1,28 @@
+use std::sync::Arc;
+
+use super::{LifecycleEvent, LifecycleObserver};
+
+/// The telemetry consumers of lifecycle events, notified in order.
+#[derive(Clone, Default)]
+pub struct Observers(Vec<Arc<dyn LifecycleObserver>>);
+
+impl Observers {
+    pub fn new(observers: Vec<Arc<dyn LifecycleObserver>>) -> Self {
+        Self(observers)
+    }
+
+    pub fn push(&mut self, observer: Arc<dyn LifecycleObserver>) {
+        self.0.push(observer);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Delivers one event to every observer and waits until each has dealt with it.
+    pub async fn notify(&self, event: &LifecycleEvent) {
+        for observer in &self.0 {
+            observer.observe(event).await;
+        }
+    }
+}
