@@ -152,7 +152,7 @@ pub struct Ready {
 
 /// Resolves `DD_LAMBDA_HANDLER` and makes the handler ready: loads a library (and runs its
 /// init) or starts an executable.
-pub async fn load(config: &crate::config::Config, _client: &crate::runtime_api::RuntimeApiClient) -> Result<Ready, InitError> {
+pub async fn load(config: &crate::config::Config, client: &crate::runtime_api::RuntimeApiClient) -> Result<Ready, InitError> {
     match resolve(config.handler.as_deref(), &config.task_root)? {
         HandlerSpec::Library { path, name } => {
             // Loading runs the library's initialisers and init function: keep them off the
@@ -160,10 +160,17 @@ pub async fn load(config: &crate::config::Config, _client: &crate::runtime_api::
             let loaded = tokio::task::spawn_blocking(move || dylib::DylibHandler::load(&path, &name))
                 .await
                 .map_err(|e| InitError::HandlerInit(ErrorBody::new("Runtime.InitError", format!("the handler's init crashed: {e}"))))??;
-            Ok(Ready { handler: Arc::new(loaded.handler), init_duration: loaded.init_duration })
+            Ok(Ready {
+                handler: Arc::new(loaded.handler),
+                init_duration: loaded.init_duration,
+            })
         }
-        HandlerSpec::Command(command) => Err(InitError::Exec(format!(
-            "DD_LAMBDA_HANDLER={command:?} is not a shared library (`*.so` or `*.so:name`), and executable handlers are not supported by this build yet"
-        ))),
+        HandlerSpec::Command(command) => {
+            let (handler, init_duration) = exec::ExecHandler::start(&command, config, client.clone()).await?;
+            Ok(Ready {
+                handler: Arc::new(handler),
+                init_duration,
+            })
+        }
     }
 }

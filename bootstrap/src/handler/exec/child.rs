@@ -50,6 +50,7 @@ impl RunningChild {
         let mut builder = Command::new(&command.program);
         builder
             .args(&command.args)
+            .current_dir(&command.working_dir)
             .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -14,6 +14,9 @@ pub struct CommandLine {
     pub args: Vec<String>,
     /// The command line as the user gave it, for messages.
     pub given: String,
+    /// Where it runs: the task root, as Lambda starts runtimes there (so relative paths in
+    /// the arguments, like `python3 app.py`, resolve as they do on Lambda).
+    pub working_dir: PathBuf,
 }
 
 /// The command line cannot be run.
@@ -45,6 +48,7 @@ impl CommandLine {
             program,
             args: words.collect(),
             given: given.to_owned(),
+            working_dir: task_root.to_path_buf(),
         })
     }
 }

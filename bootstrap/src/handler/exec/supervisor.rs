@@ -164,6 +164,9 @@ impl Supervisor {
         let spawned = Timestamp::now();
         let mut child = RunningChild::spawn(&self.command, &self.runtime_api, &self.output).map_err(StartFailure::Spawn)?;
         tokio::select! {
+            // An `/init/error` is signalled before the child hears its 202, so before it can
+            // exit: looking at it first keeps the child's own error over its exit status.
+            biased;
             signal = init => match signal {
                 Ok(ChildSignal::Polled) => Ok((child, ChildStart { spawned, ready: Timestamp::now() })),
                 Ok(ChildSignal::InitError(body)) => {
