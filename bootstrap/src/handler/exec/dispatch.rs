@@ -60,6 +60,9 @@ impl Answering {
 #[error("invocation {0} is already being handled by the child")]
 pub struct DuplicateRequest(pub String);
 
+/// Makes the error one invocation gets, from its request id.
+type ErrorFor = dyn Fn(&str) -> ErrorBody + Send + Sync;
+
 #[derive(Default)]
 pub struct Dispatcher {
     state: Mutex<State>,
@@ -74,7 +77,7 @@ struct State {
     in_flight: HashMap<String, Pending>,
     init_watch: Option<oneshot::Sender<ChildSignal>>,
     /// The error the last dead child's invocations got, for answers that were cut short.
-    last_death: Option<Arc<dyn Fn(&str) -> ErrorBody + Send + Sync>>,
+    last_death: Option<Arc<ErrorFor>>,
 }
 
 struct Pending {
