@@ -4,6 +4,7 @@
 pub mod arn;
 pub mod config;
 pub mod extract;
+pub mod inferred;
 pub mod json;
 pub mod span;
 pub mod trigger;
