@@ -10,6 +10,7 @@ pub mod function_span;
 pub mod inferred;
 pub mod invocation;
 pub mod json;
+pub mod logs;
 pub mod payload;
 pub mod span;
 pub mod trigger;
