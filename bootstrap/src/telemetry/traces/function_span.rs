@@ -1,0 +1,252 @@
+//! The `aws.lambda` span (§5.6), its error and timeout marks (§5.14) and the cold-start
+//! `aws.lambda.load` span (§5.12).
+use super::arn::function_arn_and_version;
+use super::config::TraceConfig;
+use super::span::{random_id, Span, TraceId};
+use super::trigger::Tags;
+use crate::runtime_api::ErrorBody;
+
+/// This runtime's version, in the `datadog_lambda` and `dd_trace` tags.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub const TIMEOUT_MESSAGE: &str = "Datadog detected an Impending Timeout";
+pub const TIMEOUT_TYPE: &str = "Impending Timeout";
+
+/// What the function span needs to know about the function.
+#[derive(Clone, Debug, Default)]
+pub struct FunctionInfo {
+    /// `AWS_LAMBDA_FUNCTION_NAME`.
+    pub name: String,
+    /// `AWS_LAMBDA_INITIALIZATION_TYPE`.
+    pub initialization_type: String,
+    /// When the handler's init ran (dylib load + init, or child start to its first `/next`),
+    /// in epoch nanoseconds: the `aws.lambda.load` span of the first invocation.
+    pub init_window_ns: Option<(i64, i64)>,
+}
+
+impl FunctionInfo {
+    pub fn from_config(function: &crate::config::FunctionConfig) -> Self {
+        Self {
+            name: function.name.clone(),
+            initialization_type: function.initialization_type.clone(),
+            init_window_ns: None,
+        }
+    }
+
+    /// Adds the init window of the process (from the lifecycle's `InitReport`).
+    pub fn with_init(mut self, init: &crate::lifecycle::InitReport) -> Self {
+        self.init_window_ns = Some((init.started.epoch_ns(), init.finished.epoch_ns()));
+        self
+    }
+
+    /// The span's resource and default service: the function name, `function` when unknown.
+    pub fn display_name(&self) -> &str {
+        if self.name.is_empty() {
+            "function"
+        } else {
+            &self.name
+        }
+    }
+
+    /// `DD_SERVICE`, else `aws.lambda` when AWS service representation is off, else the
+    /// function name.
+    pub fn service(&self, config: &TraceConfig) -> String {
+        match (&config.service, config.aws_service_representation) {
+            (Some(service), _) => service.clone(),
+            (None, false) => "aws.lambda".to_owned(),
+            (None, true) => self.display_name().to_owned(),
+        }
+    }
+}
+
+/// What is known of the invocation when its span is started.
+pub struct FunctionSpanStart<'a> {
+    pub trace_id: TraceId,
+    pub span_id: u64,
+    pub parent_id: u64,
+    pub start_ns: i64,
+    pub request_id: &'a str,
+    pub invoked_function_arn: &'a str,
+    pub cold_start: bool,
+    pub proactive_initialization: bool,
+    /// X-Ray context merged as the parent (`_dd.parent_source: xray`).
+    pub parent_is_xray: bool,
+    pub trigger_tags: &'a Tags,
+    pub durable_tags: &'a Tags,
+}
+
+pub fn start_function_span(start: &FunctionSpanStart<'_>, function: &FunctionInfo, config: &TraceConfig) -> Span {
+    let mut span = Span::new("aws.lambda", start.trace_id, start.span_id, start.parent_id);
+    span.span_type = "serverless".to_owned();
+    span.resource = function.display_name().to_owned();
+    span.service = function.service(config);
+    span.start_ns = start.start_ns;
+    for (key, value) in &config.tags {
+        span.set_meta(key.clone(), value.clone());
+    }
+    if let Some(env) = &config.env {
+        span.set_meta("env", env.clone());
+    }
+    if let Some(version) = &config.version {
+        span.set_meta("version", version.clone());
+    }
+    let (function_arn, function_version) = function_arn_and_version(start.invoked_function_arn);
+    span.set_meta("span.kind", "server");
+    span.set_meta("span.name", "aws.lambda");
+    span.set_meta("cold_start", if start.cold_start { "true" } else { "false" });
+    if start.proactive_initialization {
+        span.set_meta("proactive_initialization", "true");
+    }
+    span.set_meta("function_arn", function_arn);
+    span.set_meta("function_version", function_version);
+    span.set_meta("request_id", start.request_id);
+    span.set_meta("resource_names", function.name.clone());
+    span.set_meta("functionname", function.name.to_lowercase());
+    span.set_meta("datadog_lambda", VERSION);
+    span.set_meta("dd_trace", VERSION);
+    if start.parent_is_xray {
+        span.set_meta("_dd.parent_source", "xray");
+    }
+    span.meta.extend(start.trigger_tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+    span.meta.extend(start.durable_tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+    span.set_meta("_dd.origin", "lambda");
+    span
+}
+
+/// Error tags from the handler's error body (errorType/errorMessage/stackTrace).
+pub fn mark_error(span: &mut Span, error: &ErrorBody) {
+    let stack = error.stack_trace.join("\n");
+    span.set_error(&error.error_type, &error.error_message, Some(&stack));
+}
+
+/// The mark of an invocation that reached its deadline (§5.14).
+pub fn mark_timeout(span: &mut Span) {
+    span.set_error(TIMEOUT_TYPE, TIMEOUT_MESSAGE, None);
+}
+
+/// A 5xx status code fails the span (set before it is finished, unlike the library, §11).
+pub fn mark_status(span: &mut Span, status_code: &str) {
+    span.set_meta("http.status_code", status_code);
+    if status_code.len() == 3 && status_code.starts_with('5') {
+        span.error = 1;
+    }
+}
+
+/// The `aws.lambda.load` span (§5.12) under the function span: the handler's init, ending no
+/// later than the function span's start.
+pub fn cold_start_span(function_span: &Span, function: &FunctionInfo, init_start_ns: i64, init_end_ns: i64) -> Span {
+    let mut span = Span::new("aws.lambda.load", function_span.trace_id, random_id(), function_span.span_id);
+    span.service = "aws.lambda".to_owned();
+    span.resource = function.display_name().to_owned();
+    span.span_type = "aws.lambda.load".to_owned();
+    span.start_ns = init_start_ns;
+    span.finish_at(init_end_ns.min(function_span.start_ns));
+    span.set_meta("resource_names", function.display_name());
+    span.set_meta("resource.name", function.display_name());
+    span.set_meta("operation_name", "aws.lambda.load");
+    span.set_meta("_dd.origin", "lambda");
+    span
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Environment;
+
+    fn start<'a>(tags: &'a Tags, empty: &'a Tags) -> FunctionSpanStart<'a> {
+        FunctionSpanStart {
+            trace_id: TraceId::new(0, 1),
+            span_id: 2,
+            parent_id: 3,
+            start_ns: 10,
+            request_id: "req-1",
+            invoked_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:My-Fn:Prod",
+            cold_start: true,
+            proactive_initialization: false,
+            parent_is_xray: false,
+            trigger_tags: tags,
+            durable_tags: empty,
+        }
+    }
+
+    #[test]
+    fn tags_of_the_function_span() {
+        let mut tags = Tags::new();
+        tags.insert("function_trigger.event_source".into(), "sqs".into());
+        let empty = Tags::new();
+        let function = FunctionInfo {
+            name: "My-Fn".into(),
+            ..Default::default()
+        };
+        let config = TraceConfig::from_env(&Environment::from_pairs([("DD_ENV", "prod"), ("DD_TAGS", "team:x")]));
+        let span = start_function_span(&start(&tags, &empty), &function, &config);
+        assert_eq!(
+            (
+                span.name.as_str(),
+                span.span_type.as_str(),
+                span.resource.as_str(),
+                span.service.as_str()
+            ),
+            ("aws.lambda", "serverless", "My-Fn", "My-Fn")
+        );
+        assert_eq!(span.meta["function_arn"], "arn:aws:lambda:us-east-1:123456789012:function:my-fn");
+        assert_eq!(span.meta["function_version"], "prod");
+        assert_eq!(span.meta["cold_start"], "true");
+        assert_eq!(span.meta["resource_names"], "My-Fn");
+        assert_eq!(span.meta["functionname"], "my-fn");
+        assert_eq!(span.meta["request_id"], "req-1");
+        assert_eq!(span.meta["span.kind"], "server");
+        assert_eq!(span.meta["_dd.origin"], "lambda");
+        assert_eq!(span.meta["function_trigger.event_source"], "sqs");
+        assert_eq!(span.meta["env"], "prod");
+        assert_eq!(span.meta["team"], "x");
+        assert!(!span.meta.contains_key("proactive_initialization"));
+        assert!(!span.meta.contains_key("_dd.parent_source"));
+    }
+
+    #[test]
+    fn service_rules() {
+        let function = FunctionInfo::default();
+        assert_eq!(function.service(&TraceConfig::default()), "function");
+        let off = TraceConfig::from_env(&Environment::from_pairs([("DD_TRACE_AWS_SERVICE_REPRESENTATION_ENABLED", "false")]));
+        assert_eq!(function.service(&off), "aws.lambda");
+        let named = TraceConfig::from_env(&Environment::from_pairs([("DD_SERVICE", "svc")]));
+        assert_eq!(function.service(&named), "svc");
+    }
+
+    #[test]
+    fn errors_status_and_timeouts() {
+        let mut span = Span::new("aws.lambda", TraceId::new(0, 1), 2, 0);
+        mark_status(&mut span, "404");
+        assert_eq!(span.error, 0);
+        mark_status(&mut span, "502");
+        assert_eq!((span.error, span.meta["http.status_code"].as_str()), (1, "502"));
+        let mut span = Span::new("aws.lambda", TraceId::new(0, 1), 2, 0);
+        let mut body = ErrorBody::new("RuntimeError", "requested failure");
+        body.stack_trace = vec!["at a".into(), "at b".into()];
+        mark_error(&mut span, &body);
+        assert_eq!(span.meta["error.type"], "RuntimeError");
+        assert_eq!(span.meta["error.message"], "requested failure");
+        assert_eq!(span.meta["error.stack"], "at a\nat b");
+        mark_timeout(&mut span);
+        assert_eq!(span.meta["error.type"], "Impending Timeout");
+        assert_eq!(span.meta["error.message"], "Datadog detected an Impending Timeout");
+    }
+
+    #[test]
+    fn cold_start_span_ends_by_the_function_start() {
+        let mut function_span = Span::new("aws.lambda", TraceId::new(0, 1), 2, 0);
+        function_span.start_ns = 1_000;
+        let function = FunctionInfo {
+            name: "f".into(),
+            ..Default::default()
+        };
+        let load = cold_start_span(&function_span, &function, 100, 5_000);
+        assert_eq!((load.parent_id, load.start_ns, load.duration_ns), (2, 100, 900));
+        assert_eq!(
+            (load.service.as_str(), load.span_type.as_str(), load.resource.as_str()),
+            ("aws.lambda", "aws.lambda.load", "f")
+        );
+        assert_eq!(load.meta["operation_name"], "aws.lambda.load");
+    }
+}
