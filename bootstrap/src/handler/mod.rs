@@ -87,6 +87,13 @@ pub trait Handler: Send + Sync + 'static {
     fn before_next(&self) -> BoxFuture<'_, Option<InitReport>> {
         Box::pin(async { None })
     }
+
+    /// Called once at shutdown (SIGTERM): a handler with a worker process passes the signal on
+    /// and gives it up to `grace` to exit.
+    fn shutdown(&self, grace: std::time::Duration) -> BoxFuture<'_, ()> {
+        let _ = grace;
+        Box::pin(async {})
+    }
 }
 
 /// The handler could not be made ready; reported with `/init/error`, then the process exits.

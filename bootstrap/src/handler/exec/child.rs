@@ -58,9 +58,13 @@ impl RunningChild {
             .process_group(0)
             .kill_on_drop(false);
         // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
-        // system calls (close_range / fcntl); it allocates nothing.
+        // system calls (prctl / close_range / fcntl); it allocates nothing.
         unsafe {
             builder.pre_exec(move || {
+                // If the bootstrap dies without cleaning up (SIGKILL), the runtime dies with it
+                // rather than living on unsupervised. Children are spawned from the async
+                // runtime's worker threads, which live as long as the process.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                 close_inherited_fds_on_exec(inherited_fd);
                 Ok(())
             });

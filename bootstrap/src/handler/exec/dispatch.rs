@@ -329,6 +329,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_answer_cut_short_waits_for_another_or_gets_the_death() {
+        let dispatcher = Dispatcher::default();
+        let answer = dispatcher.submit(invocation("a")).unwrap();
+        dispatcher.next(0).await.unwrap();
+        // The child's connection broke mid-body: the invocation can still be answered.
+        dispatcher.give_back(dispatcher.begin_answer("a").unwrap());
+        let answering = dispatcher.begin_answer("a").expect("answerable again");
+        // Now the child dies while sending it: the death's error is the answer.
+        dispatcher.child_died(|id| ErrorBody::new("Runtime.ExitError", format!("{id} died")));
+        dispatcher.give_back(answering);
+        let answer = answer.await.unwrap();
+        assert!(matches!(answer.outcome, HandlerOutcome::Error(ref e) if e.error_message == "a died"));
+    }
+
+    #[tokio::test]
     async fn failed_start_fails_queued_invocations() {
         let dispatcher = Dispatcher::default();
         let queued = dispatcher.submit(invocation("q")).unwrap();

@@ -190,6 +190,14 @@ impl Handler for ExecHandler {
     fn before_next(&self) -> BoxFuture<'_, Option<InitReport>> {
         Box::pin(self.wait_ready())
     }
+
+    fn shutdown(&self, grace: Duration) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Some(status) = ExecHandler::shutdown(self, grace).await {
+                tracing::debug!(exit = %child::describe_exit(status), "the handler's runtime process stopped");
+            }
+        })
+    }
 }
 
 fn immediate(error: ErrorBody) -> TimedOutcome {
