@@ -1,1 +1,2 @@
 //! Telemetry built from lifecycle events: metrics, traces and logs.
+pub mod metrics;
