@@ -309,8 +309,16 @@ impl MetricsProcessor {
                 }
             }
             Transport::Forwarder => {
+                // In the order the seed prints them: `invocations` (sent as the handler starts),
+                // the handler's own metrics, then what is known after it returned.
+                let split = enhanced_points
+                    .iter()
+                    .position(|p| p.name == enhanced::EnhancedMetric::Invocations.name())
+                    .map_or(0, |i| i + 1);
                 let mut all = enhanced_points;
+                let after = all.split_off(split);
                 all.extend(custom);
+                all.extend(after);
                 self.write_lines(&all);
             }
             Transport::NoMetrics => {
