@@ -211,7 +211,12 @@ async fn sdk_config(settings: &ApiKeySettings, region: &str, service_env: &str, 
     loader.load().await
 }
 
-fn aws_error<E>(variable: &'static str, service: &'static str, operation: &'static str, err: &aws_sdk_kms::error::SdkError<E>) -> ApiKeyError
+fn aws_error<E>(
+    variable: &'static str,
+    service: &'static str,
+    operation: &'static str,
+    err: &aws_sdk_kms::error::SdkError<E>,
+) -> ApiKeyError
 where
     E: aws_sdk_kms::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -255,7 +260,9 @@ async fn from_secrets_manager(settings: &ApiKeySettings, arn: &str) -> Result<Ap
         ["arn", _, "secretsmanager", region, ..] if !region.is_empty() && parts.len() >= 7 => *region,
         _ => return Err(ApiKeyError::MalformedSecretArn { arn: arn.to_owned() }),
     };
-    let fips = settings.fips_mode.then(|| format!("https://secretsmanager-fips.{region}.amazonaws.com"));
+    let fips = settings
+        .fips_mode
+        .then(|| format!("https://secretsmanager-fips.{region}.amazonaws.com"));
     let config = sdk_config(settings, region, "SECRETS_MANAGER", fips).await;
     let client = aws_sdk_secretsmanager::Client::new(&config);
     let output = client
@@ -302,7 +309,10 @@ async fn from_ssm(settings: &ApiKeySettings, name: &str) -> Result<ApiKey, ApiKe
         .send()
         .await
         .map_err(|e| aws_error(VAR, "SSM", "GetParameter", &e))?;
-    let value = output.parameter().and_then(|p| p.value()).ok_or(ApiKeyError::Missing { variable: VAR, service: "SSM" })?;
+    let value = output.parameter().and_then(|p| p.value()).ok_or(ApiKeyError::Missing {
+        variable: VAR,
+        service: "SSM",
+    })?;
     Ok(ApiKey::new(value))
 }
 
@@ -311,7 +321,9 @@ async fn from_kms(settings: &ApiKeySettings, ciphertext_base64: &str) -> Result<
     let ciphertext = base64::engine::general_purpose::STANDARD
         .decode(ciphertext_base64.trim())
         .map_err(|e| ApiKeyError::InvalidBase64 { reason: e.to_string() })?;
-    let fips = settings.fips_mode.then(|| format!("https://kms-fips.{}.amazonaws.com", settings.region));
+    let fips = settings
+        .fips_mode
+        .then(|| format!("https://kms-fips.{}.amazonaws.com", settings.region));
     let config = sdk_config(settings, &settings.region, "KMS", fips).await;
     let client = aws_sdk_kms::Client::new(&config);
     let blob = aws_sdk_kms::primitives::Blob::new(ciphertext);
@@ -320,7 +332,10 @@ async fn from_kms(settings: &ApiKeySettings, ciphertext_base64: &str) -> Result<
     let output = match client.decrypt().ciphertext_blob(blob.clone()).send().await {
         Ok(output) => output,
         Err(first) => {
-            tracing::debug!("KMS Decrypt without encryption context failed ({}), retrying with LambdaFunctionName", aws_error(VAR, "KMS", "Decrypt", &first));
+            tracing::debug!(
+                "KMS Decrypt without encryption context failed ({}), retrying with LambdaFunctionName",
+                aws_error(VAR, "KMS", "Decrypt", &first)
+            );
             client
                 .decrypt()
                 .ciphertext_blob(blob)
@@ -330,8 +345,14 @@ async fn from_kms(settings: &ApiKeySettings, ciphertext_base64: &str) -> Result<
                 .map_err(|e| aws_error(VAR, "KMS", "Decrypt", &e))?
         }
     };
-    let plaintext = output.plaintext().ok_or(ApiKeyError::Missing { variable: VAR, service: "KMS" })?;
-    let text = std::str::from_utf8(plaintext.as_ref()).map_err(|_| ApiKeyError::NotText { variable: VAR, service: "KMS" })?;
+    let plaintext = output.plaintext().ok_or(ApiKeyError::Missing {
+        variable: VAR,
+        service: "KMS",
+    })?;
+    let text = std::str::from_utf8(plaintext.as_ref()).map_err(|_| ApiKeyError::NotText {
+        variable: VAR,
+        service: "KMS",
+    })?;
     Ok(ApiKey::new(text))
 }
 
@@ -361,16 +382,34 @@ mod tests {
             ("DATADOG_API_KEY", "legacy"),
         ];
         let variables: Vec<&str> = (0..all.len()).map(|i| settings(&all[i..]).source.unwrap().variable()).collect();
-        assert_eq!(variables, ["DD_API_KEY_SECRET_ARN", "DD_API_KEY_SSM_NAME", "DD_KMS_API_KEY", "DD_API_KEY", "DATADOG_API_KEY"]);
+        assert_eq!(
+            variables,
+            [
+                "DD_API_KEY_SECRET_ARN",
+                "DD_API_KEY_SSM_NAME",
+                "DD_KMS_API_KEY",
+                "DD_API_KEY",
+                "DATADOG_API_KEY"
+            ]
+        );
         assert!(settings(&[]).source.is_none());
         // An empty DD_API_KEY still wins over DATADOG_API_KEY.
-        assert_eq!(settings(&[("DD_API_KEY", ""), ("DATADOG_API_KEY", "legacy")]).source.unwrap().variable(), "DD_API_KEY");
+        assert_eq!(
+            settings(&[("DD_API_KEY", ""), ("DATADOG_API_KEY", "legacy")])
+                .source
+                .unwrap()
+                .variable(),
+            "DD_API_KEY"
+        );
     }
 
     #[tokio::test]
     async fn plain_keys_and_empty_ones() {
         assert_eq!(fetch(&settings(&[("DD_API_KEY", " k ")])).await.unwrap().expose(), "k");
-        assert!(matches!(fetch(&settings(&[("DD_API_KEY", "")])).await, Err(ApiKeyError::Empty { variable: "DD_API_KEY" })));
+        assert!(matches!(
+            fetch(&settings(&[("DD_API_KEY", "")])).await,
+            Err(ApiKeyError::Empty { variable: "DD_API_KEY" })
+        ));
         assert!(matches!(fetch(&settings(&[])).await, Err(ApiKeyError::NotConfigured)));
     }
 
@@ -384,7 +423,10 @@ mod tests {
 
     #[test]
     fn ssm_fips_endpoints() {
-        assert_eq!(ssm_fips_endpoint("us-east-1").as_deref(), Some("https://ssm-fips.us-east-1.amazonaws.com"));
+        assert_eq!(
+            ssm_fips_endpoint("us-east-1").as_deref(),
+            Some("https://ssm-fips.us-east-1.amazonaws.com")
+        );
         assert_eq!(ssm_fips_endpoint("eu-west-1"), None);
         assert_eq!(ssm_fips_endpoint("us-gov-west-1"), None);
     }

@@ -42,7 +42,10 @@ fn moto() -> Moto {
         .unwrap();
     let started = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(30), "moto_server did not start on port {port}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "moto_server did not start on port {port}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     Moto {
@@ -81,7 +84,16 @@ async fn every_source_the_precedence_and_every_failure() {
 
     // Secrets Manager, in another region than the function's: the ARN's region is used.
     let sm = aws_sdk_secretsmanager::Client::new(&sdk(e, "us-west-2").await);
-    let arn = sm.create_secret().name("dd-key").secret_string(KEY).send().await.unwrap().arn().unwrap().to_owned();
+    let arn = sm
+        .create_secret()
+        .name("dd-key")
+        .secret_string(KEY)
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_owned();
     assert!(arn.contains(":us-west-2:"));
     assert_eq!(fetch(&settings(e, &[("DD_API_KEY_SECRET_ARN", &arn)])).await.unwrap().expose(), KEY);
 
@@ -94,7 +106,10 @@ async fn every_source_the_precedence_and_every_failure() {
         .send()
         .await
         .unwrap();
-    assert_eq!(fetch(&settings(e, &[("DD_API_KEY_SSM_NAME", "/dd/key")])).await.unwrap().expose(), "ssm-key");
+    assert_eq!(
+        fetch(&settings(e, &[("DD_API_KEY_SSM_NAME", "/dd/key")])).await.unwrap().expose(),
+        "ssm-key"
+    );
 
     // KMS, encrypted without a context (CLI) and with the function name (console).
     let kms = aws_sdk_kms::Client::new(&sdk(e, "us-east-1").await);
@@ -103,7 +118,10 @@ async fn every_source_the_precedence_and_every_failure() {
         let kms = kms.clone();
         let key_id = key_id.clone();
         async move {
-            let mut request = kms.encrypt().key_id(key_id).plaintext(aws_sdk_kms::primitives::Blob::new(plaintext.as_bytes()));
+            let mut request = kms
+                .encrypt()
+                .key_id(key_id)
+                .plaintext(aws_sdk_kms::primitives::Blob::new(plaintext.as_bytes()));
             if let Some(name) = context {
                 request = request.encryption_context("LambdaFunctionName", name);
             }
@@ -113,11 +131,22 @@ async fn every_source_the_precedence_and_every_failure() {
     };
     let cli = encrypt(None, "kms-cli-key").await;
     let console = encrypt(Some("my-fn"), "kms-console-key").await;
-    assert_eq!(fetch(&settings(e, &[("DD_KMS_API_KEY", &cli)])).await.unwrap().expose(), "kms-cli-key");
-    assert_eq!(fetch(&settings(e, &[("DD_KMS_API_KEY", &console)])).await.unwrap().expose(), "kms-console-key");
+    assert_eq!(
+        fetch(&settings(e, &[("DD_KMS_API_KEY", &cli)])).await.unwrap().expose(),
+        "kms-cli-key"
+    );
+    assert_eq!(
+        fetch(&settings(e, &[("DD_KMS_API_KEY", &console)])).await.unwrap().expose(),
+        "kms-console-key"
+    );
 
     // Precedence: Secrets Manager > SSM > KMS > DD_API_KEY.
-    let all = [("DD_API_KEY_SECRET_ARN", arn.as_str()), ("DD_API_KEY_SSM_NAME", "/dd/key"), ("DD_KMS_API_KEY", cli.as_str()), ("DD_API_KEY", "plain")];
+    let all = [
+        ("DD_API_KEY_SECRET_ARN", arn.as_str()),
+        ("DD_API_KEY_SSM_NAME", "/dd/key"),
+        ("DD_KMS_API_KEY", cli.as_str()),
+        ("DD_API_KEY", "plain"),
+    ];
     let mut got = Vec::new();
     for i in 0..all.len() {
         got.push(fetch(&settings(e, &all[i..])).await.unwrap().expose().to_owned());
@@ -126,9 +155,15 @@ async fn every_source_the_precedence_and_every_failure() {
 
     // Failures name the variable and AWS's error code, never a key.
     let missing_secret = arn.replace("dd-key", "nope");
-    let err = fetch(&settings(e, &[("DD_API_KEY_SECRET_ARN", &missing_secret)])).await.unwrap_err();
+    let err = fetch(&settings(e, &[("DD_API_KEY_SECRET_ARN", &missing_secret)]))
+        .await
+        .unwrap_err();
     assert_eq!(err.aws_code(), Some("ResourceNotFoundException"), "{err}");
-    assert!(err.to_string().starts_with("DD_API_KEY_SECRET_ARN: Secrets Manager GetSecretValue failed with ResourceNotFoundException"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("DD_API_KEY_SECRET_ARN: Secrets Manager GetSecretValue failed with ResourceNotFoundException"),
+        "{err}"
+    );
 
     let err = fetch(&settings(e, &[("DD_API_KEY_SSM_NAME", "/dd/missing")])).await.unwrap_err();
     assert_eq!(err.aws_code(), Some("ParameterNotFound"), "{err}");
@@ -144,15 +179,26 @@ async fn every_source_the_precedence_and_every_failure() {
     assert!(err.aws_code().is_some(), "{err}");
     assert!(!err.to_string().contains("secret\""), "{err}");
 
-    let err = fetch(&settings(e, &[("DD_API_KEY_SECRET_ARN", "arn:aws:secretsmanager")])).await.unwrap_err();
+    let err = fetch(&settings(e, &[("DD_API_KEY_SECRET_ARN", "arn:aws:secretsmanager")]))
+        .await
+        .unwrap_err();
     assert!(matches!(err, ApiKeyError::MalformedSecretArn { .. }), "{err}");
 
     // The service-specific endpoint variable wins over AWS_ENDPOINT_URL.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let s = settings(&format!("http://{closed}"), &[("DD_API_KEY_SSM_NAME", "/dd/key"), ("AWS_ENDPOINT_URL_SSM", e)]);
+    let s = settings(
+        &format!("http://{closed}"),
+        &[("DD_API_KEY_SSM_NAME", "/dd/key"), ("AWS_ENDPOINT_URL_SSM", e)],
+    );
     assert_eq!(fetch(&s).await.unwrap().expose(), "ssm-key");
     // And an unreachable endpoint is a connection error naming the variable.
-    let err = fetch(&settings(&format!("http://{closed}"), &[("DD_API_KEY_SSM_NAME", "/dd/key")])).await.unwrap_err();
+    let err = fetch(&settings(&format!("http://{closed}"), &[("DD_API_KEY_SSM_NAME", "/dd/key")]))
+        .await
+        .unwrap_err();
     assert_eq!(err.aws_code(), Some("ConnectionError"), "{err}");
-    assert!(err.to_string().starts_with("DD_API_KEY_SSM_NAME: SSM GetParameter failed with ConnectionError"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("DD_API_KEY_SSM_NAME: SSM GetParameter failed with ConnectionError"),
+        "{err}"
+    );
 }

@@ -1,7 +1,7 @@
 //! API mode against a recording HTTP intake started here on 127.0.0.1: decoded payloads
 //! compared with the seed's (`reference-output/datadog_lambda_api_requests.jsonl`), and an
 //! intake that answers 500 or 429, hangs, or refuses connections.
-#[path = "metrics_common.rs"]
+#[path = "common/metrics.rs"]
 mod common;
 
 use std::convert::Infallible;
@@ -81,7 +81,12 @@ async fn recorder(behaviour: Behaviour, failures: usize) -> Recorder {
                                 202
                             }
                         };
-                        Ok::<_, Infallible>(hyper::Response::builder().status(status).body(Full::new(Bytes::from_static(b"{}"))).unwrap())
+                        Ok::<_, Infallible>(
+                            hyper::Response::builder()
+                                .status(status)
+                                .body(Full::new(Bytes::from_static(b"{}")))
+                                .unwrap(),
+                        )
                     }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
@@ -113,7 +118,9 @@ fn api_processor(host: &str, out: &SharedBuf) -> Arc<MetricsProcessor> {
 }
 
 async fn invoke_with_metric(processor: &MetricsProcessor, id: &str) {
-    processor.lambda_metric("peer.test.count", MetricValue::Integer(1), &["k:v".into()], None).unwrap();
+    processor
+        .lambda_metric("peer.test.count", MetricValue::Integer(1), &["k:v".into()], None)
+        .unwrap();
     processor.observe(&LifecycleEvent::Invocation(report(id, id == "r0", ok()))).await;
 }
 
@@ -143,7 +150,10 @@ async fn payloads_match_the_seeds() {
         assert_eq!(got_series["tags"][0], expected_series["tags"][0]);
         assert!(got_series["tags"][1].as_str().unwrap().starts_with("dd_lambda_layer:"));
         let (point, expected_point) = (&got_series["points"][0], &expected_series["points"][0]);
-        assert!(point[0].is_f64() && point[0].as_f64().unwrap() % 10.0 == 0.0, "10 s bucket as a float: {point}");
+        assert!(
+            point[0].is_f64() && point[0].as_f64().unwrap() % 10.0 == 0.0,
+            "10 s bucket as a float: {point}"
+        );
         assert_eq!(point[1], expected_point[1], "values as floats");
     }
     // Enhanced metrics still go to stdout in API mode, as the seed prints them.
@@ -160,10 +170,19 @@ async fn failing_intake_keeps_the_points_for_the_next_flush() {
         assert_eq!(processor.stats.api_failures.load(Ordering::Relaxed), 1);
         assert_eq!(processor.stats.api_points_sent.load(Ordering::Relaxed), 0);
         invoke_with_metric(&processor, "r1").await;
-        assert_eq!(processor.stats.api_points_sent.load(Ordering::Relaxed), 2, "the kept point and the new one");
+        assert_eq!(
+            processor.stats.api_points_sent.load(Ordering::Relaxed),
+            2,
+            "the kept point and the new one"
+        );
         let requests = intake.requests.lock().unwrap();
         let last = &requests.last().unwrap().body["series"];
-        let values: usize = last.as_array().unwrap().iter().map(|s| s["points"][0][1].as_array().unwrap().len()).sum();
+        let values: usize = last
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["points"][0][1].as_array().unwrap().len())
+            .sum();
         assert_eq!(values, 2);
     }
 }
@@ -189,7 +208,9 @@ async fn thousand_tag_sets_in_one_invocation() {
     let intake = recorder(Behaviour::Ok, 0).await;
     let processor = api_processor(&format!("http://{}", intake.addr), &SharedBuf::default());
     for i in 0..1000 {
-        processor.lambda_metric("m", MetricValue::Integer(i), &[format!("id:{i}")], None).unwrap();
+        processor
+            .lambda_metric("m", MetricValue::Integer(i), &[format!("id:{i}")], None)
+            .unwrap();
     }
     processor.observe(&LifecycleEvent::Invocation(report("r", true, ok()))).await;
     let requests = intake.requests.lock().unwrap();

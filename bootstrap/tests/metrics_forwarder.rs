@@ -2,7 +2,7 @@
 //! a handler error) compared field by field with what Datadog's Python library printed for the
 //! same three (`reference-output/datadog_lambda_flush_to_log.txt`), and every line checked
 //! against the Forwarder's own acceptance rules.
-#[path = "metrics_common.rs"]
+#[path = "common/metrics.rs"]
 mod common;
 
 use bootstrap::handler::HandlerOutcome;
@@ -14,7 +14,9 @@ use serde_json::Value;
 
 /// The Forwarder's `extract_metric` rule: a JSON object with m, v, e, t; t a list; v a number.
 fn forwarder_accepts(line: &str) -> bool {
-    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(line) else { return false };
+    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(line) else {
+        return false;
+    };
     ["m", "v", "e", "t"].iter().all(|k| map.contains_key(*k)) && map["t"].is_array() && map["v"].is_number()
 }
 
@@ -40,10 +42,18 @@ fn normalise(tag: &str) -> String {
 async fn lines_match_the_seeds_field_by_field() {
     let out = SharedBuf::default();
     let processor = processor(&env(&[("DD_FLUSH_TO_LOG", "true")]), &out, false);
-    let outcomes = [ok(), ok(), HandlerOutcome::Error(ErrorBody::new("RuntimeError", "requested failure"))];
+    let outcomes = [
+        ok(),
+        ok(),
+        HandlerOutcome::Error(ErrorBody::new("RuntimeError", "requested failure")),
+    ];
     for (i, outcome) in outcomes.into_iter().enumerate() {
-        processor.lambda_metric("peer.test.count", MetricValue::Integer(1), &["k:v".into()], None).unwrap();
-        processor.observe(&LifecycleEvent::Invocation(report(&format!("r{i}"), i == 0, outcome))).await;
+        processor
+            .lambda_metric("peer.test.count", MetricValue::Integer(1), &["k:v".into()], None)
+            .unwrap();
+        processor
+            .observe(&LifecycleEvent::Invocation(report(&format!("r{i}"), i == 0, outcome)))
+            .await;
     }
     let ours = out.lines();
     assert!(!ours.is_empty());
@@ -61,17 +71,30 @@ async fn lines_match_the_seeds_field_by_field() {
     let mut cursor = 0;
     for expected in reference {
         let expected: Value = serde_json::from_str(expected).unwrap();
-        let expected_tags: Vec<String> = expected["t"].as_array().unwrap().iter().map(|t| normalise(t.as_str().unwrap())).collect();
+        let expected_tags: Vec<String> = expected["t"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| normalise(t.as_str().unwrap()))
+            .collect();
         let position = ours[cursor..]
             .iter()
             .position(|line| {
                 let got: Value = serde_json::from_str(line).unwrap();
-                let tags: Vec<String> = got["t"].as_array().unwrap().iter().map(|t| normalise(t.as_str().unwrap())).collect();
+                let tags: Vec<String> = got["t"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| normalise(t.as_str().unwrap()))
+                    .collect();
                 got["m"] == expected["m"] && tags == expected_tags
             })
             .unwrap_or_else(|| panic!("no line of ours matches {expected} (after line {cursor}):\n{}", ours.join("\n")));
         let got: Value = serde_json::from_str(&ours[cursor + position]).unwrap();
-        assert!(got["v"].is_i64() == expected["v"].is_i64() && got["v"] == expected["v"], "value {got} vs {expected}");
+        assert!(
+            got["v"].is_i64() == expected["v"].is_i64() && got["v"] == expected["v"],
+            "value {got} vs {expected}"
+        );
         assert!(got["e"].is_i64(), "integer epoch seconds: {got}");
         cursor += position + 1;
     }
@@ -93,17 +116,46 @@ async fn proc_metrics_and_post_runtime_follow_the_routing() {
     let out = SharedBuf::default();
     let processor = processor(&env(&[("DD_FLUSH_TO_LOG", "true")]), &out, true);
     processor.observe(&LifecycleEvent::Invocation(report("r1", true, ok()))).await;
-    processor.observe(&LifecycleEvent::Shutdown { at: bootstrap::lifecycle::Timestamp::now() }).await;
+    processor
+        .observe(&LifecycleEvent::Shutdown {
+            at: bootstrap::lifecycle::Timestamp::now(),
+        })
+        .await;
     let names: Vec<String> = out
         .lines()
         .iter()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["m"].as_str().unwrap().trim_start_matches("aws.lambda.enhanced.").to_owned())
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["m"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("aws.lambda.enhanced.")
+                .to_owned()
+        })
         .collect();
-    for expected in ["invocations", "runtime_duration", "response_latency", "produced_bytes", "cpu_total_time", "num_cores", "fd_use", "threads_use", "tmp_max", "post_runtime_duration"] {
+    for expected in [
+        "invocations",
+        "runtime_duration",
+        "response_latency",
+        "produced_bytes",
+        "cpu_total_time",
+        "num_cores",
+        "fd_use",
+        "threads_use",
+        "tmp_max",
+        "post_runtime_duration",
+    ] {
         assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
     }
     // Left to the Forwarder, which derives them from Lambda's REPORT line.
-    for absent in ["duration", "billed_duration", "max_memory_used", "memorysize", "estimated_cost", "init_duration", "timeouts"] {
+    for absent in [
+        "duration",
+        "billed_duration",
+        "max_memory_used",
+        "memorysize",
+        "estimated_cost",
+        "init_duration",
+        "timeouts",
+    ] {
         assert!(!names.iter().any(|n| n == absent), "{absent} would be counted twice");
     }
 }
@@ -112,8 +164,14 @@ async fn proc_metrics_and_post_runtime_follow_the_routing() {
 async fn timeout_flush_counts_the_invocation_once() {
     let out = SharedBuf::default();
     let processor = processor(&env(&[("DD_FLUSH_TO_LOG", "true")]), &out, false);
-    let r = report("slow", false, HandlerOutcome::Error(ErrorBody::new("Sandbox.Timedout", "timed out")));
-    processor.lambda_metric("before.timeout", MetricValue::Integer(1), &[], None).unwrap();
+    let r = report(
+        "slow",
+        false,
+        HandlerOutcome::Error(ErrorBody::new("Sandbox.Timedout", "timed out")),
+    );
+    processor
+        .lambda_metric("before.timeout", MetricValue::Integer(1), &[], None)
+        .unwrap();
     processor
         .observe(&LifecycleEvent::TimeoutApproaching {
             invocation: r.invocation.clone(),
@@ -123,8 +181,15 @@ async fn timeout_flush_counts_the_invocation_once() {
         })
         .await;
     let after_timeout = out.lines();
-    assert!(after_timeout.iter().any(|l| l.contains("\"m\":\"before.timeout\"")), "custom metrics flushed before the kill");
+    assert!(
+        after_timeout.iter().any(|l| l.contains("\"m\":\"before.timeout\"")),
+        "custom metrics flushed before the kill"
+    );
     assert_eq!(after_timeout.iter().filter(|l| l.contains("enhanced.invocations")).count(), 1);
     processor.observe(&LifecycleEvent::Invocation(r)).await;
-    assert_eq!(out.lines().iter().filter(|l| l.contains("enhanced.invocations")).count(), 1, "not counted twice");
+    assert_eq!(
+        out.lines().iter().filter(|l| l.contains("enhanced.invocations")).count(),
+        1,
+        "not counted twice"
+    );
 }

@@ -165,7 +165,10 @@ impl DatadogApiSink {
                 Ok(response) => {
                     let status = response.status().as_u16();
                     if status != 429 && !response.status().is_server_error() {
-                        return Err(ApiSendError::Refused { url: self.url.clone(), status });
+                        return Err(ApiSendError::Refused {
+                            url: self.url.clone(),
+                            status,
+                        });
                     }
                     last = Some(ApiSendError::Retryable {
                         url: self.url.clone(),
@@ -233,7 +236,9 @@ mod tests {
     fn deflate_is_zlib() {
         use std::io::Read;
         let mut out = String::new();
-        flate2::read::ZlibDecoder::new(&deflate(b"hello")[..]).read_to_string(&mut out).unwrap();
+        flate2::read::ZlibDecoder::new(&deflate(b"hello")[..])
+            .read_to_string(&mut out)
+            .unwrap();
         assert_eq!(out, "hello");
     }
 }

@@ -30,7 +30,13 @@ pub fn format_line(point: &MetricPoint, with_timestamp: bool) -> String {
 
 fn normalise_tag(tag: &str) -> String {
     tag.chars()
-        .map(|c| if c.is_alphanumeric() || matches!(c, '_' | '-' | ':' | '/' | '.') { c } else { '_' })
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '_' | '-' | ':' | '/' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 

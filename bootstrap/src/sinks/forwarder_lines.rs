@@ -67,7 +67,10 @@ mod tests {
     #[test]
     fn compact_ordered_and_slashes_unescaped() {
         let p = MetricPoint::new("my.metric", 5, 1795520249, vec!["a:b".into(), "url:http://x/y".into()]);
-        assert_eq!(format_line(&p), r#"{"m":"my.metric","v":5,"e":1795520249,"t":["a:b","url:http://x/y"]}"#);
+        assert_eq!(
+            format_line(&p),
+            r#"{"m":"my.metric","v":5,"e":1795520249,"t":["a:b","url:http://x/y"]}"#
+        );
         let p = MetricPoint::new("d", 0.25, 1, vec![]);
         assert_eq!(format_line(&p), r#"{"m":"d","v":0.25,"e":1,"t":[]}"#);
     }
@@ -77,6 +80,9 @@ mod tests {
         let mut out = Vec::new();
         let points = [MetricPoint::new("a", 1, 1, vec![]), MetricPoint::new("b", 2, 2, vec![])];
         write_lines(&mut out, &points).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), "{\"m\":\"a\",\"v\":1,\"e\":1,\"t\":[]}\n{\"m\":\"b\",\"v\":2,\"e\":2,\"t\":[]}\n");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"m\":\"a\",\"v\":1,\"e\":1,\"t\":[]}\n{\"m\":\"b\",\"v\":2,\"e\":2,\"t\":[]}\n"
+        );
     }
 }

@@ -183,7 +183,10 @@ mod tests {
     use super::*;
 
     fn config(pairs: &[(&str, &str)]) -> MetricsConfig {
-        MetricsConfig::from_env_with_extension_path(&Environment::from_pairs(pairs.iter().copied()), Path::new("/nonexistent/datadog-agent"))
+        MetricsConfig::from_env_with_extension_path(
+            &Environment::from_pairs(pairs.iter().copied()),
+            Path::new("/nonexistent/datadog-agent"),
+        )
     }
 
     #[test]
@@ -260,6 +263,9 @@ mod tests {
             ("DATADOG_TAGS", "legacy:1,team:a"),
         ]);
         assert_eq!(c.global_tags, ["team:a", "env:prod", "tier:web", "legacy:1"]);
-        assert_eq!(c.api_constant_tags(), ["env:prod", "service:svc", "version:1.2", "team:a", "tier:web", "legacy:1"]);
+        assert_eq!(
+            c.api_constant_tags(),
+            ["env:prod", "service:svc", "version:1.2", "team:a", "tier:web", "legacy:1"]
+        );
     }
 }

@@ -66,7 +66,10 @@ fn resolve_timestamp(name: &str, timestamp: Option<f64>, now: i64) -> Result<i64
         });
     }
     if ts > MILLISECONDS_THRESHOLD {
-        tracing::warn!("metric {name:?}: timestamp {ts} looks like milliseconds; using it as {} seconds", (ts / 1000.0) as i64);
+        tracing::warn!(
+            "metric {name:?}: timestamp {ts} looks like milliseconds; using it as {} seconds",
+            (ts / 1000.0) as i64
+        );
         ts /= 1000.0;
     }
     let ts = ts as i64;
@@ -89,7 +92,11 @@ pub fn lambda_metric_from_json(call: &serde_json::Value, now: i64) -> Result<Met
     };
     let name = match fields.get("name") {
         Some(Value::String(s)) => s.as_str(),
-        other => return Err(CustomMetricError::InvalidName(other.map_or_else(|| "<missing>".to_owned(), Value::to_string))),
+        other => {
+            return Err(CustomMetricError::InvalidName(
+                other.map_or_else(|| "<missing>".to_owned(), Value::to_string),
+            ))
+        }
     };
     let not_numeric = |v: &Value| CustomMetricError::NotNumeric {
         name: name.to_owned(),
@@ -112,7 +119,11 @@ pub fn lambda_metric_from_json(call: &serde_json::Value, now: i64) -> Result<Met
                 other => other.to_string(),
             })
             .collect(),
-        Some(other) => return Err(CustomMetricError::Malformed(format!("tags of {name:?} must be a list of strings, got {other}"))),
+        Some(other) => {
+            return Err(CustomMetricError::Malformed(format!(
+                "tags of {name:?} must be a list of strings, got {other}"
+            )))
+        }
     };
     let timestamp = match fields.get("timestamp") {
         None | Some(Value::Null) => None,
@@ -154,8 +165,14 @@ mod tests {
 
     #[test]
     fn empty_name_is_rejected() {
-        assert_eq!(lambda_metric("", 1.into(), &[], None, NOW), Err(CustomMetricError::InvalidName(String::new())));
-        assert!(matches!(lambda_metric("  ", 1.into(), &[], None, NOW), Err(CustomMetricError::InvalidName(_))));
+        assert_eq!(
+            lambda_metric("", 1.into(), &[], None, NOW),
+            Err(CustomMetricError::InvalidName(String::new()))
+        );
+        assert!(matches!(
+            lambda_metric("  ", 1.into(), &[], None, NOW),
+            Err(CustomMetricError::InvalidName(_))
+        ));
     }
 
     #[test]
@@ -177,7 +194,13 @@ mod tests {
     #[test]
     fn timestamps_older_than_four_hours_are_rejected() {
         let err = lambda_metric("m", 1.into(), &[], Some((NOW - MAX_AGE_SECONDS - 1) as f64), NOW).unwrap_err();
-        assert_eq!(err.to_string(), format!("Timestamp {} is older than 4 hours, not submitting metric \"m\"", NOW - MAX_AGE_SECONDS - 1));
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "Timestamp {} is older than 4 hours, not submitting metric \"m\"",
+                NOW - MAX_AGE_SECONDS - 1
+            )
+        );
         assert!(lambda_metric("m", 1.into(), &[], Some((NOW - MAX_AGE_SECONDS) as f64), NOW).is_ok());
         assert!(matches!(
             lambda_metric("m", 1.into(), &[], Some(-5.0), NOW),
@@ -187,16 +210,31 @@ mod tests {
 
     #[test]
     fn json_calls_with_bad_types() {
-        assert!(matches!(lambda_metric_from_json(&json!({"name": 5, "value": 1}), NOW), Err(CustomMetricError::InvalidName(_))));
-        assert!(matches!(lambda_metric_from_json(&json!({"value": 1}), NOW), Err(CustomMetricError::InvalidName(_))));
+        assert!(matches!(
+            lambda_metric_from_json(&json!({"name": 5, "value": 1}), NOW),
+            Err(CustomMetricError::InvalidName(_))
+        ));
+        assert!(matches!(
+            lambda_metric_from_json(&json!({"value": 1}), NOW),
+            Err(CustomMetricError::InvalidName(_))
+        ));
         let err = lambda_metric_from_json(&json!({"name": "m", "value": "abc"}), NOW).unwrap_err();
-        assert_eq!(err.to_string(), "Ignoring metric submission for metric \"m\" because the value is not numeric: \"abc\"");
-        assert!(matches!(lambda_metric_from_json(&json!({"name": "m", "value": null}), NOW), Err(CustomMetricError::NotNumeric { .. })));
+        assert_eq!(
+            err.to_string(),
+            "Ignoring metric submission for metric \"m\" because the value is not numeric: \"abc\""
+        );
+        assert!(matches!(
+            lambda_metric_from_json(&json!({"name": "m", "value": null}), NOW),
+            Err(CustomMetricError::NotNumeric { .. })
+        ));
         assert!(matches!(
             lambda_metric_from_json(&json!({"name": "m", "value": 1, "timestamp": "2024-01-01T00:00:00Z"}), NOW),
             Err(CustomMetricError::InvalidTimestamp { .. })
         ));
-        assert!(matches!(lambda_metric_from_json(&json!([1]), NOW), Err(CustomMetricError::Malformed(_))));
+        assert!(matches!(
+            lambda_metric_from_json(&json!([1]), NOW),
+            Err(CustomMetricError::Malformed(_))
+        ));
         let p = lambda_metric_from_json(&json!({"name": "m", "value": "3", "tags": ["a:b"], "timestamp": NOW}), NOW).unwrap();
         assert_eq!(p.value, MetricValue::Integer(3));
         assert_eq!(p.tags[0], "a:b");

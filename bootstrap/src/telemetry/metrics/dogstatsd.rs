@@ -75,7 +75,11 @@ pub fn parse_line(line: &str) -> Result<StatsdMetric, Rejection> {
     let mut timestamp = None;
     for section in sections {
         if let Some(r) = section.strip_prefix('@') {
-            rate = r.parse::<f64>().ok().filter(|r| *r > 0.0 && *r <= 1.0).ok_or(Rejection::Malformed)?;
+            rate = r
+                .parse::<f64>()
+                .ok()
+                .filter(|r| *r > 0.0 && *r <= 1.0)
+                .ok_or(Rejection::Malformed)?;
         } else if let Some(t) = section.strip_prefix('#') {
             tags.extend(t.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned));
         } else if let Some(ts) = section.strip_prefix('T') {
@@ -129,10 +133,17 @@ impl DogStatsDStats {
     }
 
     pub fn rejected(&self) -> u64 {
-        [&self.malformed, &self.bad_value, &self.unsupported_type, &self.too_many_tags, &self.bad_timestamp, &self.bad_datagram]
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .sum()
+        [
+            &self.malformed,
+            &self.bad_value,
+            &self.unsupported_type,
+            &self.too_many_tags,
+            &self.bad_timestamp,
+            &self.bad_datagram,
+        ]
+        .iter()
+        .map(|c| c.load(Ordering::Relaxed))
+        .sum()
     }
 }
 
@@ -172,7 +183,9 @@ pub fn parse_datagram(datagram: &[u8], now: i64, stats: &DogStatsDStats) -> Vec<
 /// The port is taken, most likely by Datadog's Extension: the caller logs this and lets the
 /// Extension receive the metrics.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen for DogStatsD on UDP {addr}: {source} (a Datadog Extension probably owns the port; custom metrics sent there go to it)")]
+#[error(
+    "cannot listen for DogStatsD on UDP {addr}: {source} (a Datadog Extension probably owns the port; custom metrics sent there go to it)"
+)]
 pub struct BindError {
     pub addr: SocketAddr,
     #[source]
@@ -198,7 +211,9 @@ impl DogStatsDServer {
             // One byte more than the limit, to tell an oversized datagram from a full one.
             let mut buffer = vec![0u8; MAX_DATAGRAM_BYTES + 1];
             loop {
-                let Ok((len, _)) = socket.recv_from(&mut buffer).await else { continue };
+                let Ok((len, _)) = socket.recv_from(&mut buffer).await else {
+                    continue;
+                };
                 for point in parse_datagram(&buffer[..len], super::point::now_epoch_seconds(), &task_stats) {
                     if points.try_send(point).is_err() {
                         task_stats.buffer_full.fetch_add(1, Ordering::Relaxed);
@@ -275,8 +290,14 @@ mod tests {
         let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         client.send_to(b"x:1|d|#a:b\ny:2|g", server.local_addr).unwrap();
         client.send_to(&vec![b'z'; MAX_DATAGRAM_BYTES + 100], server.local_addr).unwrap();
-        let first = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
-        let second = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+        let first = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let second = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!((first.name.as_str(), second.name.as_str()), ("x", "y"));
         // The oversized datagram is counted once it is read.
         for _ in 0..100 {

@@ -136,9 +136,28 @@ impl EnhancedMetric {
                 _ => true,
             },
             Timeouts | Duration | BilledDuration | InitDuration | MaxMemoryUsed | MemorySize | EstimatedCost => false,
-            Invocations | RuntimeDuration | PostRuntimeDuration | ProducedBytes | CpuUserTime | CpuSystemTime | CpuTotalTime
-            | CpuTotalUtilizationPct | CpuTotalUtilization | CpuMaxUtilization | CpuMinUtilization | NumCores | RxBytes | TxBytes
-            | TotalNetwork | TmpMax | TmpUsed | TmpFree | FdMax | FdUse | ThreadsMax | ThreadsUse => !extension,
+            Invocations
+            | RuntimeDuration
+            | PostRuntimeDuration
+            | ProducedBytes
+            | CpuUserTime
+            | CpuSystemTime
+            | CpuTotalTime
+            | CpuTotalUtilizationPct
+            | CpuTotalUtilization
+            | CpuMaxUtilization
+            | CpuMinUtilization
+            | NumCores
+            | RxBytes
+            | TxBytes
+            | TotalNetwork
+            | TmpMax
+            | TmpUsed
+            | TmpFree
+            | FdMax
+            | FdUse
+            | ThreadsMax
+            | ThreadsUse => !extension,
         }
     }
 }
@@ -351,7 +370,10 @@ pub fn invocation_metrics(report: &InvocationReport, facts: &OutcomeFacts) -> Ve
     }
     let runtime_ms = millis(report.answered.duration_since(&report.received));
     out.push(Measured::new(RuntimeDuration, runtime_ms));
-    out.push(Measured::new(ResponseLatency, millis(report.handler_finished.duration_since(&report.received))));
+    out.push(Measured::new(
+        ResponseLatency,
+        millis(report.handler_finished.duration_since(&report.received)),
+    ));
     if let Some(bytes) = facts.produced_bytes {
         out.push(Measured::new(ProducedBytes, bytes as i64));
     }
@@ -360,7 +382,12 @@ pub fn invocation_metrics(report: &InvocationReport, facts: &OutcomeFacts) -> Ve
 
 /// The metrics known once the sandbox is about to ask `/next` again: how long the invocation
 /// really lasted (its flush included), what it is billed and what it costs.
-pub fn post_runtime_metrics(runtime: std::time::Duration, total: std::time::Duration, memory_mb: u32, max_memory_bytes: u64) -> Vec<Measured> {
+pub fn post_runtime_metrics(
+    runtime: std::time::Duration,
+    total: std::time::Duration,
+    memory_mb: u32,
+    max_memory_bytes: u64,
+) -> Vec<Measured> {
     use EnhancedMetric::*;
     let billed_ms = (total.as_nanos().div_ceil(1_000_000)) as u64;
     vec![
@@ -391,7 +418,10 @@ pub fn init_metrics(init: &InitReport) -> Vec<Measured> {
         "" => "on-demand",
         other => other,
     };
-    let mut duration = Measured::new(EnhancedMetric::InitDuration, init.finished.duration_since(&init.started).as_secs_f64());
+    let mut duration = Measured::new(
+        EnhancedMetric::InitDuration,
+        init.finished.duration_since(&init.started).as_secs_f64(),
+    );
     duration.extra_tags.push(format!("init_type:{init_type}"));
     let mut out = vec![duration];
     if let Some(error) = &init.error {
@@ -449,7 +479,9 @@ mod tests {
     }
 
     fn names(m: &[Measured]) -> Vec<&'static str> {
-        m.iter().map(|m| m.metric.name().trim_start_matches("aws.lambda.enhanced.")).collect()
+        m.iter()
+            .map(|m| m.metric.name().trim_start_matches("aws.lambda.enhanced."))
+            .collect()
     }
 
     const API_GATEWAY: &str = r#"{"resource":"/","requestContext":{"stage":"prod","apiId":"x"},"httpMethod":"GET"}"#;
@@ -494,35 +526,67 @@ mod tests {
 
     #[test]
     fn batch_item_failures_counts_the_list() {
-        let r = report("{}", response(r#"{"batchItemFailures":[{"itemIdentifier":"a"},{"itemIdentifier":"b"}]}"#));
+        let r = report(
+            "{}",
+            response(r#"{"batchItemFailures":[{"itemIdentifier":"a"},{"itemIdentifier":"b"}]}"#),
+        );
         assert_eq!(outcome_facts(&r).batch_item_failures, Some(2));
-        assert_eq!(outcome_facts(&report("{}", response(r#"{"batchItemFailures":[]}"#))).batch_item_failures, Some(0));
-        assert_eq!(outcome_facts(&report("{}", response(r#"{"batchItemFailures":"x"}"#))).batch_item_failures, None);
+        assert_eq!(
+            outcome_facts(&report("{}", response(r#"{"batchItemFailures":[]}"#))).batch_item_failures,
+            Some(0)
+        );
+        assert_eq!(
+            outcome_facts(&report("{}", response(r#"{"batchItemFailures":"x"}"#))).batch_item_failures,
+            None
+        );
     }
 
     #[test]
     fn oom_evidence_and_who_sees_it() {
         assert_eq!(oom_evidence("MemoryError"), Some(Reason::OomSeenByForwarder));
-        assert_eq!(oom_evidence("Runtime exited with error: signal: killed"), Some(Reason::OomSeenByExtension));
+        assert_eq!(
+            oom_evidence("Runtime exited with error: signal: killed"),
+            Some(Reason::OomSeenByExtension)
+        );
         assert_eq!(oom_evidence("memory allocation of 1024 bytes failed"), Some(Reason::OomSeenByNoOne));
         assert_eq!(oom_evidence("child exited: signal: killed"), Some(Reason::OomSeenByNoOne));
         assert_eq!(oom_evidence("all fine"), None);
-        let r = report("{}", HandlerOutcome::Error(ErrorBody::new("Runtime.ExitError", "memory allocation of 8 bytes failed")));
+        let r = report(
+            "{}",
+            HandlerOutcome::Error(ErrorBody::new("Runtime.ExitError", "memory allocation of 8 bytes failed")),
+        );
         assert_eq!(outcome_facts(&r).oom, Some(Reason::OomSeenByNoOne));
         let r = report("{}", HandlerOutcome::Error(ErrorBody::new("Runtime.OutOfMemory", "x")));
         assert_eq!(outcome_facts(&r).oom, Some(Reason::OomSeenByExtension));
         use Transport::*;
         let oom = EnhancedMetric::OutOfMemory;
         assert!(oom.sent_by_bootstrap(Forwarder, Reason::OomSeenByNoOne) && oom.sent_by_bootstrap(Extension, Reason::OomSeenByNoOne));
-        assert!(oom.sent_by_bootstrap(DatadogApi, Reason::OomSeenByExtension) && !oom.sent_by_bootstrap(Extension, Reason::OomSeenByExtension));
-        assert!(!oom.sent_by_bootstrap(Forwarder, Reason::OomSeenByForwarder) && !oom.sent_by_bootstrap(Extension, Reason::OomSeenByForwarder));
+        assert!(
+            oom.sent_by_bootstrap(DatadogApi, Reason::OomSeenByExtension) && !oom.sent_by_bootstrap(Extension, Reason::OomSeenByExtension)
+        );
+        assert!(
+            !oom.sent_by_bootstrap(Forwarder, Reason::OomSeenByForwarder) && !oom.sent_by_bootstrap(Extension, Reason::OomSeenByForwarder)
+        );
     }
 
     #[test]
     fn routing_leaves_report_metrics_to_others() {
         use EnhancedMetric::*;
-        for transport in [Transport::Forwarder, Transport::DatadogApi, Transport::NoMetrics, Transport::Extension] {
-            for m in [Timeouts, Duration, BilledDuration, InitDuration, MaxMemoryUsed, MemorySize, EstimatedCost] {
+        for transport in [
+            Transport::Forwarder,
+            Transport::DatadogApi,
+            Transport::NoMetrics,
+            Transport::Extension,
+        ] {
+            for m in [
+                Timeouts,
+                Duration,
+                BilledDuration,
+                InitDuration,
+                MaxMemoryUsed,
+                MemorySize,
+                EstimatedCost,
+            ] {
                 assert!(!m.sent_by_bootstrap(transport, Reason::Plain), "{m:?} {transport:?}");
             }
             assert!(BatchItemFailures.sent_by_bootstrap(transport, Reason::Plain));
@@ -544,8 +608,23 @@ mod tests {
 
     #[test]
     fn post_runtime_and_billing() {
-        let m = post_runtime_metrics(StdDuration::from_millis(10), StdDuration::from_micros(12_300), 512, 64 * 1024 * 1024);
-        assert_eq!(names(&m), ["post_runtime_duration", "duration", "billed_duration", "max_memory_used", "memorysize", "estimated_cost"]);
+        let m = post_runtime_metrics(
+            StdDuration::from_millis(10),
+            StdDuration::from_micros(12_300),
+            512,
+            64 * 1024 * 1024,
+        );
+        assert_eq!(
+            names(&m),
+            [
+                "post_runtime_duration",
+                "duration",
+                "billed_duration",
+                "max_memory_used",
+                "memorysize",
+                "estimated_cost"
+            ]
+        );
         assert!((m[0].value.as_f64() - 2.3).abs() < 1e-9);
         assert_eq!(m[2].value, MetricValue::Float(0.013));
         assert_eq!(m[3].value, MetricValue::Integer(64));

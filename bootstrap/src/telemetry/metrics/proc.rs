@@ -168,7 +168,9 @@ impl ProcReader {
         while next < tree.len() && tree.len() < 4096 {
             let current = tree[next];
             next += 1;
-            let Ok(tasks) = fs::read_dir(self.root.join(format!("{current}/task"))) else { continue };
+            let Ok(tasks) = fs::read_dir(self.root.join(format!("{current}/task"))) else {
+                continue;
+            };
             for task in tasks.flatten() {
                 if let Ok(children) = fs::read_to_string(task.path().join("children")) {
                     tree.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
@@ -185,19 +187,23 @@ impl ProcReader {
     /// Open file descriptors and threads of the given processes.
     pub fn fds_and_threads(&self, pids: &[u32]) -> (u64, u64) {
         pids.iter().fold((0, 0), |(fds, threads), pid| {
-            (fds + self.count_entries(&format!("{pid}/fd")), threads + self.count_entries(&format!("{pid}/task")))
+            (
+                fds + self.count_entries(&format!("{pid}/fd")),
+                threads + self.count_entries(&format!("{pid}/task")),
+            )
         })
     }
 
     /// Resident bytes now (sum of `VmRSS`) and the largest `VmHWM` of the given processes.
     pub fn memory(&self, pids: &[u32]) -> (u64, u64) {
-        pids.iter().fold((0, 0), |(rss, hwm), pid| match self.read(&format!("{pid}/status")) {
-            None => (rss, hwm),
-            Some(status) => (
-                rss + parse_status_kb(&status, "VmRSS").unwrap_or(0),
-                hwm.max(parse_status_kb(&status, "VmHWM").unwrap_or(0)),
-            ),
-        })
+        pids.iter()
+            .fold((0, 0), |(rss, hwm), pid| match self.read(&format!("{pid}/status")) {
+                None => (rss, hwm),
+                Some(status) => (
+                    rss + parse_status_kb(&status, "VmRSS").unwrap_or(0),
+                    hwm.max(parse_status_kb(&status, "VmHWM").unwrap_or(0)),
+                ),
+            })
     }
 
     /// `/tmp` size and bytes used, from `statfs`.
@@ -268,6 +274,6 @@ mod tests {
         assert!(rss > 0 && hwm >= rss);
         let (max, used) = reader.tmp_usage().unwrap();
         assert!(max >= used && max > 0);
-        assert!(reader.cpu_stat().unwrap().per_core_idle.len() >= 1);
+        assert!(!reader.cpu_stat().unwrap().per_core_idle.is_empty());
     }
 }

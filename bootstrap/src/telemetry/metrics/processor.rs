@@ -48,7 +48,9 @@ impl Default for MetricsOutputs {
     fn default() -> Self {
         Self {
             stdout: Box::new(std::io::stdout()),
-            extension_dogstatsd: EXTENSION_DOGSTATSD_ADDR.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8125))),
+            extension_dogstatsd: EXTENSION_DOGSTATSD_ADDR
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8125))),
             proc: Some(ProcReader::default()),
             os_release: "/etc/os-release".into(),
             api_settings: None,
@@ -141,13 +143,20 @@ impl MetricsProcessor {
         };
         let extension = (config.transport == Transport::Extension)
             .then(|| DogStatsDSink::new(outputs.extension_dogstatsd))
-            .and_then(|r| r.map_err(|e| tracing::error!("cannot open a UDP socket towards the Datadog Extension: {e}")).ok());
+            .and_then(|r| {
+                r.map_err(|e| tracing::error!("cannot open a UDP socket towards the Datadog Extension: {e}"))
+                    .ok()
+            });
         let usage = outputs
             .proc
             .filter(|_| config.enhanced_metrics)
             .map(|reader| UsageMonitor::new(reader, std::process::id()));
         if !config.site_is_known() && config.datadog_host.is_none() && config.transport == Transport::DatadogApi {
-            tracing::warn!("DD_SITE={} is not a Datadog site I know; sending to https://api.{} anyway", config.site, config.site);
+            tracing::warn!(
+                "DD_SITE={} is not a Datadog site I know; sending to https://api.{} anyway",
+                config.site,
+                config.site
+            );
         }
         let processor = Arc::new(Self {
             config,
@@ -285,7 +294,11 @@ impl MetricsProcessor {
         let already_flushed = self
             .state
             .lock()
-            .map(|mut s| s.timeout_flushed.take().is_some_and(|id| id == report.invocation.context.request_id))
+            .map(|mut s| {
+                s.timeout_flushed
+                    .take()
+                    .is_some_and(|id| id == report.invocation.context.request_id)
+            })
             .unwrap_or(false);
         if already_flushed {
             measured.retain(|m| m.metric != enhanced::EnhancedMetric::Invocations);
@@ -324,7 +337,10 @@ impl MetricsProcessor {
             Transport::NoMetrics => {
                 self.write_lines(&enhanced_points);
                 if !custom.is_empty() {
-                    tracing::debug!("FIPS mode without the Extension or DD_FLUSH_TO_LOG: {} custom metric points dropped", custom.len());
+                    tracing::debug!(
+                        "FIPS mode without the Extension or DD_FLUSH_TO_LOG: {} custom metric points dropped",
+                        custom.len()
+                    );
                     self.stats.dropped.fetch_add(custom.len() as u64, Ordering::Relaxed);
                 }
             }

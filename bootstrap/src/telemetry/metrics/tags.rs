@@ -77,7 +77,11 @@ fn arn_tags(arn: &str, function_version: &str) -> Vec<String> {
         return Vec::new();
     }
     let (region, account, name) = (parts[3], parts[4], parts[6]);
-    let mut tags = vec![format!("region:{region}"), format!("account_id:{account}"), format!("functionname:{name}")];
+    let mut tags = vec![
+        format!("region:{region}"),
+        format!("account_id:{account}"),
+        format!("functionname:{name}"),
+    ];
     match parts.get(7) {
         None => tags.push(format!("resource:{name}")),
         Some(qualifier) => {
@@ -106,7 +110,11 @@ mod tests {
 
     #[test]
     fn unqualified_arn_in_the_seeds_order() {
-        let tags = enhanced_tags(&statics(), Some("arn:aws:lambda:us-west-1:123457598159:function:python-layer-test"), true);
+        let tags = enhanced_tags(
+            &statics(),
+            Some("arn:aws:lambda:us-west-1:123457598159:function:python-layer-test"),
+            true,
+        );
         assert_eq!(
             tags,
             [
@@ -132,7 +140,14 @@ mod tests {
         assert!(version.contains(&"resource:swf-hello-test:3".to_owned()));
         assert!(!version.iter().any(|t| t.starts_with("executedversion:")));
         let alias = enhanced_tags(&statics(), Some(&format!("{arn}:My_alias-1")), false);
-        assert_eq!(alias[2..5], ["functionname:python-layer-test", "executedversion:1", "resource:python-layer-test:My_alias-1"]);
+        assert_eq!(
+            alias[2..5],
+            [
+                "functionname:python-layer-test",
+                "executedversion:1",
+                "resource:python-layer-test:My_alias-1"
+            ]
+        );
     }
 
     #[test]
@@ -148,7 +163,11 @@ mod tests {
         let path = dir.path().join("os-release");
         assert_eq!(resolve_runtime(Some("AWS_Lambda_python3.12"), &path), "python3.12");
         assert_eq!(resolve_runtime(None, &path), "unknown");
-        std::fs::write(&path, "NAME=\"Amazon Linux\"\nVERSION=\"2023\"\nPRETTY_NAME=\"Amazon Linux 2023.6.20241010\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "NAME=\"Amazon Linux\"\nVERSION=\"2023\"\nPRETTY_NAME=\"Amazon Linux 2023.6.20241010\"\n",
+        )
+        .unwrap();
         assert_eq!(resolve_runtime(None, &path), "provided.al2023");
         std::fs::write(&path, "NAME=\"Amazon Linux\"\nPRETTY_NAME=\"Amazon Linux 2\"\n").unwrap();
         assert_eq!(resolve_runtime(None, &path), "provided.al2");

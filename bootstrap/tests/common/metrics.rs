@@ -28,7 +28,11 @@ impl Write for SharedBuf {
 
 impl SharedBuf {
     pub fn lines(&self) -> Vec<String> {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap().lines().map(str::to_owned).collect()
+        String::from_utf8(self.0.lock().unwrap().clone())
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
     }
 }
 
@@ -89,7 +93,8 @@ pub fn ok() -> HandlerOutcome {
 
 /// The reference output of Datadog's Python library.
 pub fn reference(name: &str) -> String {
-    let dir = std::env::var("DD_SPEC_DIR").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/spec/reference-output").to_owned());
+    let dir = std::env::var("DD_SPEC_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/spec/reference-output").to_owned());
     let path = Path::new(&dir).join(name);
     let fallback = Path::new("/work/shared/spec/reference-output").join(name);
     std::fs::read_to_string(&path)
