@@ -1,2 +1,5 @@
 //! Where telemetry leaves the process: forwarder log lines, the Datadog API, the Extension.
+pub mod datadog_api;
+pub mod dogstatsd;
+pub mod forwarder_lines;
 pub mod trace_agent;

@@ -1,0 +1,88 @@
+//! Metrics as stdout lines for the Datadog Forwarder, byte-compatible with what Datadog's
+//! Python library prints with `DD_FLUSH_TO_LOG=true`:
+//! `{"m":"<name>","v":<value>,"e":<epoch seconds>,"t":["tag",...]}` — compact, keys in that
+//! order, slashes not escaped, integer seconds, the value as given (`1`, `0.25`).
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::telemetry::metrics::point::{MetricPoint, MetricValue};
+
+#[derive(Serialize)]
+struct Line<'a> {
+    m: &'a str,
+    v: JsonNumber,
+    e: i64,
+    t: &'a [String],
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum JsonNumber {
+    Integer(i64),
+    Float(f64),
+}
+
+/// One point as its line, without the newline.
+pub fn format_line(point: &MetricPoint) -> String {
+    let v = match point.value {
+        MetricValue::Integer(i) => JsonNumber::Integer(i),
+        MetricValue::Float(f) => JsonNumber::Float(f),
+    };
+    let line = Line {
+        m: &point.name,
+        v,
+        e: point.timestamp,
+        t: &point.tags,
+    };
+    // A struct of strings and finite numbers always serialises (points are validated finite;
+    // serde_json would print a non-finite float as `null`, which the Forwarder treats as a log).
+    serde_json::to_string(&line).unwrap_or_default()
+}
+
+/// Writes every point as one line each, in a single write so lines from other threads cannot
+/// interleave with them.
+pub fn write_lines(out: &mut impl Write, points: &[MetricPoint]) -> std::io::Result<()> {
+    if points.is_empty() {
+        return Ok(());
+    }
+    let mut buffer = String::with_capacity(points.len() * 200);
+    for point in points {
+        buffer.push_str(&format_line(point));
+        buffer.push('\n');
+    }
+    out.write_all(buffer.as_bytes())?;
+    out.flush()
+}
+
+/// Writes to the process's stdout, where Lambda collects it into the function's log group.
+pub fn write_to_stdout(points: &[MetricPoint]) -> std::io::Result<()> {
+    write_lines(&mut std::io::stdout().lock(), points)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_ordered_and_slashes_unescaped() {
+        let p = MetricPoint::new("my.metric", 5, 1795520249, vec!["a:b".into(), "url:http://x/y".into()]);
+        assert_eq!(
+            format_line(&p),
+            r#"{"m":"my.metric","v":5,"e":1795520249,"t":["a:b","url:http://x/y"]}"#
+        );
+        let p = MetricPoint::new("d", 0.25, 1, vec![]);
+        assert_eq!(format_line(&p), r#"{"m":"d","v":0.25,"e":1,"t":[]}"#);
+    }
+
+    #[test]
+    fn one_line_per_point() {
+        let mut out = Vec::new();
+        let points = [MetricPoint::new("a", 1, 1, vec![]), MetricPoint::new("b", 2, 2, vec![])];
+        write_lines(&mut out, &points).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"m\":\"a\",\"v\":1,\"e\":1,\"t\":[]}\n{\"m\":\"b\",\"v\":2,\"e\":2,\"t\":[]}\n"
+        );
+    }
+}

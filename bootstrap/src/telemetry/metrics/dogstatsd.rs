@@ -1,0 +1,315 @@
+//! A DogStatsD server for exec-mode children in any language, reading the subset Datadog's
+//! Lambda Extension reads: `name:value[:value…]|type[|@rate][|#tag,tag][|T<epoch s>][|c:<id>]`,
+//! one metric per line, several lines per datagram. Types `d`, `c` and `g` are accepted; `h`,
+//! `ms` and `s` are refused as the Extension refuses them (`UnsupportedType`). Every refused
+//! line or datagram is counted by reason. Accepted metrics become distribution points, the
+//! only kind the seed's transports carry (a count's value is divided by its sample rate).
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use super::custom::{lambda_metric, parse_numeric};
+use super::point::{MetricPoint, MetricValue};
+
+/// Where DogStatsD clients send by default.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8125";
+/// Largest datagram read (the Extension's default buffer); a larger one is refused whole.
+pub const MAX_DATAGRAM_BYTES: usize = 8192;
+/// Most tags one metric may carry (the Extension's limit).
+pub const MAX_TAGS: usize = 100;
+
+/// Why a line was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    /// Not `name:value|type…`.
+    Malformed,
+    /// A value that is not a finite number.
+    BadValue,
+    /// `h`, `ms`, `s` or an unknown type.
+    UnsupportedType,
+    /// More than [`MAX_TAGS`] tags.
+    TooManyTags,
+    /// A `T` timestamp that is not epoch seconds within the last 4 hours.
+    BadTimestamp,
+    /// The datagram was larger than [`MAX_DATAGRAM_BYTES`] or not UTF-8.
+    BadDatagram,
+}
+
+/// One parsed line: each value is one sample.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatsdMetric {
+    pub name: String,
+    pub values: Vec<MetricValue>,
+    pub kind: char,
+    pub tags: Vec<String>,
+    pub timestamp: Option<i64>,
+}
+
+/// Parses one line.
+pub fn parse_line(line: &str) -> Result<StatsdMetric, Rejection> {
+    let mut sections = line.split('|');
+    let head = sections.next().ok_or(Rejection::Malformed)?;
+    let (name, raw_values) = head.split_once(':').ok_or(Rejection::Malformed)?;
+    if name.trim().is_empty() || raw_values.is_empty() {
+        return Err(Rejection::Malformed);
+    }
+    let kind = match sections.next().map(str::trim) {
+        Some("d") => 'd',
+        Some("c") => 'c',
+        Some("g") => 'g',
+        Some("") | None => return Err(Rejection::Malformed),
+        Some(_) => return Err(Rejection::UnsupportedType),
+    };
+    let mut values = Vec::new();
+    for raw in raw_values.split(':') {
+        match parse_numeric(raw.trim()) {
+            Some(v) if v.is_finite() => values.push(v),
+            _ => return Err(Rejection::BadValue),
+        }
+    }
+    let mut rate = 1.0;
+    let mut tags = Vec::new();
+    let mut timestamp = None;
+    for section in sections {
+        if let Some(r) = section.strip_prefix('@') {
+            rate = r
+                .parse::<f64>()
+                .ok()
+                .filter(|r| *r > 0.0 && *r <= 1.0)
+                .ok_or(Rejection::Malformed)?;
+        } else if let Some(t) = section.strip_prefix('#') {
+            tags.extend(t.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned));
+        } else if let Some(ts) = section.strip_prefix('T') {
+            timestamp = Some(ts.parse::<i64>().map_err(|_| Rejection::BadTimestamp)?);
+        } else if section.starts_with("c:") || section.starts_with("e:") || section.starts_with("card:") {
+            // Container id, external data, cardinality: meaningless in a Lambda sandbox.
+        } else {
+            return Err(Rejection::Malformed);
+        }
+    }
+    if tags.len() > MAX_TAGS {
+        return Err(Rejection::TooManyTags);
+    }
+    if kind == 'c' && rate != 1.0 {
+        values = values.into_iter().map(|v| MetricValue::Float(v.as_f64() / rate)).collect();
+    }
+    Ok(StatsdMetric {
+        name: name.trim().to_owned(),
+        values,
+        kind,
+        tags,
+        timestamp,
+    })
+}
+
+/// Counters of what the server received.
+#[derive(Debug, Default)]
+pub struct DogStatsDStats {
+    pub accepted: AtomicU64,
+    pub malformed: AtomicU64,
+    pub bad_value: AtomicU64,
+    pub unsupported_type: AtomicU64,
+    pub too_many_tags: AtomicU64,
+    pub bad_timestamp: AtomicU64,
+    pub bad_datagram: AtomicU64,
+    /// Points dropped because the buffer towards the flush was full.
+    pub buffer_full: AtomicU64,
+}
+
+impl DogStatsDStats {
+    pub fn count(&self, rejection: Rejection) {
+        let counter = match rejection {
+            Rejection::Malformed => &self.malformed,
+            Rejection::BadValue => &self.bad_value,
+            Rejection::UnsupportedType => &self.unsupported_type,
+            Rejection::TooManyTags => &self.too_many_tags,
+            Rejection::BadTimestamp => &self.bad_timestamp,
+            Rejection::BadDatagram => &self.bad_datagram,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn rejected(&self) -> u64 {
+        [
+            &self.malformed,
+            &self.bad_value,
+            &self.unsupported_type,
+            &self.too_many_tags,
+            &self.bad_timestamp,
+            &self.bad_datagram,
+        ]
+        .iter()
+        .map(|c| c.load(Ordering::Relaxed))
+        .sum()
+    }
+}
+
+/// Parses a datagram into points (the layer tag appended, timestamps validated like
+/// `lambda_metric`), counting every refusal.
+pub fn parse_datagram(datagram: &[u8], now: i64, stats: &DogStatsDStats) -> Vec<MetricPoint> {
+    if datagram.len() > MAX_DATAGRAM_BYTES {
+        stats.count(Rejection::BadDatagram);
+        return Vec::new();
+    }
+    let Ok(text) = std::str::from_utf8(datagram) else {
+        stats.count(Rejection::BadDatagram);
+        return Vec::new();
+    };
+    let mut points = Vec::new();
+    for line in text.split('\n').map(|l| l.trim_end_matches('\r')).filter(|l| !l.trim().is_empty()) {
+        let metric = match parse_line(line) {
+            Ok(metric) => metric,
+            Err(rejection) => {
+                stats.count(rejection);
+                continue;
+            }
+        };
+        for value in &metric.values {
+            match lambda_metric(&metric.name, *value, &metric.tags, metric.timestamp.map(|t| t as f64), now) {
+                Ok(point) => {
+                    stats.accepted.fetch_add(1, Ordering::Relaxed);
+                    points.push(point);
+                }
+                Err(_) => stats.count(Rejection::BadTimestamp),
+            }
+        }
+    }
+    points
+}
+
+/// The port is taken, most likely by Datadog's Extension: the caller logs this and lets the
+/// Extension receive the metrics.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot listen for DogStatsD on UDP {addr}: {source} (a Datadog Extension probably owns the port; custom metrics sent there go to it)"
+)]
+pub struct BindError {
+    pub addr: SocketAddr,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// A running DogStatsD server.
+pub struct DogStatsDServer {
+    pub local_addr: SocketAddr,
+    pub stats: Arc<DogStatsDStats>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DogStatsDServer {
+    /// Binds `addr` and forwards accepted points to `points` (a bounded channel: when the flush
+    /// falls behind, new points are dropped and counted in `buffer_full`).
+    pub async fn start(addr: SocketAddr, points: mpsc::Sender<MetricPoint>) -> Result<Self, BindError> {
+        let socket = UdpSocket::bind(addr).await.map_err(|source| BindError { addr, source })?;
+        let local_addr = socket.local_addr().map_err(|source| BindError { addr, source })?;
+        let stats = Arc::new(DogStatsDStats::default());
+        let task_stats = Arc::clone(&stats);
+        let task = tokio::spawn(async move {
+            // One byte more than the limit, to tell an oversized datagram from a full one.
+            let mut buffer = vec![0u8; MAX_DATAGRAM_BYTES + 1];
+            loop {
+                let Ok((len, _)) = socket.recv_from(&mut buffer).await else {
+                    continue;
+                };
+                for point in parse_datagram(&buffer[..len], super::point::now_epoch_seconds(), &task_stats) {
+                    if points.try_send(point).is_err() {
+                        task_stats.buffer_full.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        });
+        Ok(Self { local_addr, stats, task })
+    }
+}
+
+impl Drop for DogStatsDServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::metrics::tags::layer_tag;
+
+    const NOW: i64 = 1_795_524_688;
+
+    #[test]
+    fn parses_every_accepted_form() {
+        let m = parse_line("page.views:3|c|@0.5|#env:prod,team:a|T1795524600").unwrap();
+        assert_eq!(m.name, "page.views");
+        assert_eq!(m.kind, 'c');
+        assert_eq!(m.values, [MetricValue::Float(6.0)]);
+        assert_eq!(m.tags, ["env:prod", "team:a"]);
+        assert_eq!(m.timestamp, Some(1795524600));
+        let m = parse_line("lat:1.5:2|d|#a").unwrap();
+        assert_eq!(m.values, [MetricValue::Float(1.5), MetricValue::Integer(2)]);
+        assert_eq!(parse_line("temp:-3|g|c:abc").unwrap().values, [MetricValue::Integer(-3)]);
+    }
+
+    #[test]
+    fn refuses_what_the_extension_refuses() {
+        assert_eq!(parse_line("h:1|h"), Err(Rejection::UnsupportedType));
+        assert_eq!(parse_line("t:1|ms"), Err(Rejection::UnsupportedType));
+        assert_eq!(parse_line("s:1|s"), Err(Rejection::UnsupportedType));
+        assert_eq!(parse_line("x:abc|d"), Err(Rejection::BadValue));
+        assert_eq!(parse_line("x:NaN|d"), Err(Rejection::BadValue));
+        assert_eq!(parse_line("novalue|d"), Err(Rejection::Malformed));
+        assert_eq!(parse_line(":1|d"), Err(Rejection::Malformed));
+        assert_eq!(parse_line("x:1"), Err(Rejection::Malformed));
+        assert_eq!(parse_line("x:1|d|@2"), Err(Rejection::Malformed));
+        assert_eq!(parse_line("x:1|d|Tsoon"), Err(Rejection::BadTimestamp));
+        let many = (0..=MAX_TAGS).map(|i| format!("t{i}")).collect::<Vec<_>>().join(",");
+        assert_eq!(parse_line(&format!("x:1|d|#{many}")), Err(Rejection::TooManyTags));
+    }
+
+    #[test]
+    fn datagrams_with_several_lines_garbage_and_oversize() {
+        let stats = DogStatsDStats::default();
+        let points = parse_datagram(b"a:1|d|#k:v\n\ngarbage\nb:2|h\r\nc:3|c\nold:1|d|T1000", NOW, &stats);
+        assert_eq!(points.len(), 2);
+        assert_eq!(points[0].tags, ["k:v".to_owned(), layer_tag()]);
+        assert_eq!(points[1].name, "c");
+        assert_eq!(stats.malformed.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.unsupported_type.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.bad_timestamp.load(Ordering::Relaxed), 1);
+        assert!(parse_datagram(&vec![b'a'; MAX_DATAGRAM_BYTES + 1], NOW, &stats).is_empty());
+        assert!(parse_datagram(&[0xff, 0xfe], NOW, &stats).is_empty());
+        assert_eq!(stats.bad_datagram.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.rejected(), 5);
+    }
+
+    #[tokio::test]
+    async fn server_receives_over_udp_and_reports_a_taken_port() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let server = DogStatsDServer::start("127.0.0.1:0".parse().unwrap(), tx).await.unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.send_to(b"x:1|d|#a:b\ny:2|g", server.local_addr).unwrap();
+        client.send_to(&vec![b'z'; MAX_DATAGRAM_BYTES + 100], server.local_addr).unwrap();
+        let first = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let second = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((first.name.as_str(), second.name.as_str()), ("x", "y"));
+        // The oversized datagram is counted once it is read.
+        for _ in 0..100 {
+            if server.stats.bad_datagram.load(Ordering::Relaxed) == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(server.stats.bad_datagram.load(Ordering::Relaxed), 1);
+
+        let (tx2, _rx2) = mpsc::channel(1);
+        let err = DogStatsDServer::start(server.local_addr, tx2).await.err().unwrap();
+        assert!(err.to_string().contains("Datadog Extension"), "{err}");
+    }
+}

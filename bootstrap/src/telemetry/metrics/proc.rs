@@ -1,0 +1,279 @@
+//! Readers of `/proc` and `statfs` for the enhanced metrics Datadog's Extension computes the
+//! same way (`/proc/stat`, `/proc/uptime`, `/proc/net/dev`, `/proc/<pid>/{fd,task,limits,status}`,
+//! `statfs("/tmp")`). Parsers take text so they are tested on fixed input; readers take a root
+//! directory so tests can point them at a fake `/proc`.
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Clock ticks per second of `/proc/stat` (`sysconf(_SC_CLK_TCK)`, 100 on Lambda).
+pub fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions; a failure returns -1, handled below.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 {
+        ticks as f64
+    } else {
+        100.0
+    }
+}
+
+/// Times from `/proc/stat`, in clock ticks.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CpuStat {
+    pub user: f64,
+    pub system: f64,
+    pub idle: f64,
+    /// Idle ticks of each `cpuN` line.
+    pub per_core_idle: Vec<f64>,
+}
+
+/// Parses `/proc/stat`: the aggregate `cpu` line (user+nice, system+irq+softirq, idle) and
+/// one idle count per `cpuN` line.
+pub fn parse_cpu_stat(text: &str) -> Option<CpuStat> {
+    let mut stat = CpuStat::default();
+    let mut found = false;
+    for line in text.lines() {
+        let mut fields = line.split_whitespace();
+        let Some(label) = fields.next() else { continue };
+        if !label.starts_with("cpu") {
+            continue;
+        }
+        let values: Vec<f64> = fields.filter_map(|f| f.parse().ok()).collect();
+        if values.len() < 4 {
+            continue;
+        }
+        if label == "cpu" {
+            let at = |i: usize| values.get(i).copied().unwrap_or(0.0);
+            stat.user = at(0) + at(1);
+            stat.system = at(2) + at(5) + at(6);
+            stat.idle = at(3);
+            found = true;
+        } else {
+            stat.per_core_idle.push(values[3]);
+        }
+    }
+    found.then_some(stat)
+}
+
+/// Seconds of `/proc/uptime` (its first field).
+pub fn parse_uptime(text: &str) -> Option<f64> {
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// Received and transmitted bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct NetworkBytes {
+    pub rx: u64,
+    pub tx: u64,
+}
+
+/// The interfaces Lambda gives a function (as Datadog's Extension reads them); on another
+/// machine every interface but loopback counts.
+const LAMBDA_INTERFACES: &[&str] = &["vinternal_1", "vint_runtime", "Ceth1"];
+
+/// Parses `/proc/net/dev`, summing Lambda's interfaces, or every non-loopback one when none
+/// of Lambda's is present.
+pub fn parse_net_dev(text: &str) -> NetworkBytes {
+    let mut lambda = NetworkBytes::default();
+    let mut others = NetworkBytes::default();
+    let mut saw_lambda = false;
+    for line in text.lines().skip(2) {
+        let Some((name, rest)) = line.split_once(':') else { continue };
+        let name = name.trim();
+        let values: Vec<u64> = rest.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+        if values.len() < 9 {
+            continue;
+        }
+        let (rx, tx) = (values[0], values[8]);
+        if LAMBDA_INTERFACES.contains(&name) {
+            saw_lambda = true;
+            lambda.rx += rx;
+            lambda.tx += tx;
+        } else if name != "lo" {
+            others.rx += rx;
+            others.tx += tx;
+        }
+    }
+    if saw_lambda {
+        lambda
+    } else {
+        others
+    }
+}
+
+/// `Max open files` and `Max processes` soft limits from `/proc/<pid>/limits` (1024 when
+/// unreadable or unlimited, the Extension's default).
+pub fn parse_limits(text: &str) -> (u64, u64) {
+    let soft = |label: &str| {
+        text.lines()
+            .find(|l| l.starts_with(label))
+            .and_then(|l| l[label.len()..].split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1024)
+    };
+    (soft("Max open files"), soft("Max processes"))
+}
+
+/// A `kB` field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`), in bytes.
+pub fn parse_status_kb(text: &str, field: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))?;
+    let kb: u64 = line[field.len() + 1..].split_whitespace().next()?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Reads the files under one `/proc` root (`/proc` in production).
+#[derive(Clone, Debug)]
+pub struct ProcReader {
+    root: PathBuf,
+    tmp: PathBuf,
+}
+
+impl Default for ProcReader {
+    fn default() -> Self {
+        Self::new("/proc", "/tmp")
+    }
+}
+
+impl ProcReader {
+    pub fn new(root: impl Into<PathBuf>, tmp: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            tmp: tmp.into(),
+        }
+    }
+
+    fn read(&self, relative: &str) -> Option<String> {
+        fs::read_to_string(self.root.join(relative)).ok()
+    }
+
+    pub fn cpu_stat(&self) -> Option<CpuStat> {
+        parse_cpu_stat(&self.read("stat")?)
+    }
+
+    pub fn uptime(&self) -> Option<f64> {
+        parse_uptime(&self.read("uptime")?)
+    }
+
+    pub fn network(&self) -> Option<NetworkBytes> {
+        Some(parse_net_dev(&self.read("net/dev")?))
+    }
+
+    pub fn limits(&self, pid: u32) -> (u64, u64) {
+        self.read(&format!("{pid}/limits")).map_or((1024, 1024), |t| parse_limits(&t))
+    }
+
+    /// `pid` and all its descendants, from `/proc/<pid>/task/<tid>/children`.
+    pub fn process_tree(&self, pid: u32) -> Vec<u32> {
+        let mut tree = vec![pid];
+        let mut next = 0;
+        while next < tree.len() && tree.len() < 4096 {
+            let current = tree[next];
+            next += 1;
+            let Ok(tasks) = fs::read_dir(self.root.join(format!("{current}/task"))) else {
+                continue;
+            };
+            for task in tasks.flatten() {
+                if let Ok(children) = fs::read_to_string(task.path().join("children")) {
+                    tree.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+                }
+            }
+        }
+        tree
+    }
+
+    fn count_entries(&self, relative: &str) -> u64 {
+        fs::read_dir(self.root.join(relative)).map_or(0, |d| d.count() as u64)
+    }
+
+    /// Open file descriptors and threads of the given processes.
+    pub fn fds_and_threads(&self, pids: &[u32]) -> (u64, u64) {
+        pids.iter().fold((0, 0), |(fds, threads), pid| {
+            (
+                fds + self.count_entries(&format!("{pid}/fd")),
+                threads + self.count_entries(&format!("{pid}/task")),
+            )
+        })
+    }
+
+    /// Resident bytes now (sum of `VmRSS`) and the largest `VmHWM` of the given processes.
+    pub fn memory(&self, pids: &[u32]) -> (u64, u64) {
+        pids.iter()
+            .fold((0, 0), |(rss, hwm), pid| match self.read(&format!("{pid}/status")) {
+                None => (rss, hwm),
+                Some(status) => (
+                    rss + parse_status_kb(&status, "VmRSS").unwrap_or(0),
+                    hwm.max(parse_status_kb(&status, "VmHWM").unwrap_or(0)),
+                ),
+            })
+    }
+
+    /// `/tmp` size and bytes used, from `statfs`.
+    pub fn tmp_usage(&self) -> Option<(u64, u64)> {
+        statfs_usage(&self.tmp)
+    }
+}
+
+fn statfs_usage(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: `c_path` is a valid NUL-terminated string and `stat` a properly sized out-param.
+    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statfs(c_path.as_ptr(), &mut stat) };
+    if rc != 0 {
+        return None;
+    }
+    let bsize = stat.f_bsize as u64;
+    let max = bsize * stat.f_blocks as u64;
+    let used = bsize * (stat.f_blocks as u64).saturating_sub(stat.f_bavail as u64);
+    Some((max, used))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STAT: &str = "cpu  100 5 50 1000 3 2 1 0 0 0\ncpu0 60 2 30 480 1 1 1 0 0 0\ncpu1 40 3 20 520 2 1 0 0 0 0\nintr 1 2\n";
+
+    #[test]
+    fn cpu_stat_aggregate_and_cores() {
+        let s = parse_cpu_stat(STAT).unwrap();
+        assert_eq!(s.user, 105.0);
+        assert_eq!(s.system, 53.0);
+        assert_eq!(s.idle, 1000.0);
+        assert_eq!(s.per_core_idle, [480.0, 520.0]);
+        assert!(parse_cpu_stat("garbage").is_none());
+    }
+
+    #[test]
+    fn net_dev_prefers_lambda_interfaces() {
+        let text = "Inter-|   Receive |  Transmit\n face |bytes packets errs drop fifo frame compressed multicast|bytes\n    lo: 999 1 0 0 0 0 0 0 999 1 0 0 0 0 0 0\n  eth0: 100 1 0 0 0 0 0 0 200 1 0 0 0 0 0 0\n";
+        assert_eq!(parse_net_dev(text), NetworkBytes { rx: 100, tx: 200 });
+        let lambda = format!("{text}vinternal_1: 10 1 0 0 0 0 0 0 20 1 0 0 0 0 0 0\n");
+        assert_eq!(parse_net_dev(&lambda), NetworkBytes { rx: 10, tx: 20 });
+    }
+
+    #[test]
+    fn limits_and_status() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units\nMax processes             1024                 1024                 processes\nMax open files            65535                65535                files\n";
+        assert_eq!(parse_limits(limits), (65535, 1024));
+        assert_eq!(parse_limits(""), (1024, 1024));
+        let status = "Name:\tx\nVmHWM:\t    2048 kB\nVmRSS:\t    1024 kB\n";
+        assert_eq!(parse_status_kb(status, "VmRSS"), Some(1024 * 1024));
+        assert_eq!(parse_status_kb(status, "VmHWM"), Some(2048 * 1024));
+        assert_eq!(parse_uptime("123.45 678.9\n"), Some(123.45));
+    }
+
+    #[test]
+    fn real_proc_of_this_process() {
+        let reader = ProcReader::default();
+        let me = std::process::id();
+        let tree = reader.process_tree(me);
+        assert_eq!(tree[0], me);
+        let (fds, threads) = reader.fds_and_threads(&tree);
+        assert!(fds >= 3 && threads >= 1, "fds {fds} threads {threads}");
+        let (rss, hwm) = reader.memory(&[me]);
+        assert!(rss > 0 && hwm >= rss);
+        let (max, used) = reader.tmp_usage().unwrap();
+        assert!(max >= used && max > 0);
+        assert!(!reader.cpu_stat().unwrap().per_core_idle.is_empty());
+    }
+}

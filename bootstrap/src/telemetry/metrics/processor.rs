@@ -1,0 +1,514 @@
+//! The metrics side of the lifecycle: computes the enhanced metrics of each event, collects
+//! custom metrics, and flushes everything to the chosen transport before the lifecycle asks
+//! `/next` again (so a slow intake shows in post_runtime_duration, never in the response).
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, OnceCell};
+
+use super::aggregation::Aggregator;
+use super::config::{MetricsConfig, Transport};
+use super::custom::{lambda_metric, CustomMetricError};
+use super::dogstatsd::{BindError, DogStatsDServer};
+use super::enhanced::{self, Measured};
+use super::point::{epoch_seconds, now_epoch_seconds, MetricPoint, MetricValue};
+use super::proc::ProcReader;
+use super::tags::{enhanced_tags, layer_tag, resolve_runtime, StaticTags};
+use super::usage::UsageMonitor;
+use crate::api_key::{self, ApiKey, ApiKeySettings};
+use crate::handler::BoxFuture;
+use crate::lifecycle::{InitReport, InvocationReport, LifecycleEvent, LifecycleObserver, Timestamp};
+use crate::sinks::datadog_api::{ApiSinkSettings, DatadogApiSink};
+use crate::sinks::dogstatsd::{DogStatsDSink, EXTENSION_DOGSTATSD_ADDR};
+use crate::sinks::forwarder_lines;
+
+/// Custom points waiting for the next flush, at most; older ones are dropped (counted).
+const MAX_PENDING_CUSTOM: usize = 100_000;
+/// Points the DogStatsD server may queue between two flushes.
+const DOGSTATSD_QUEUE: usize = 65_536;
+
+/// Where the processor writes; production uses [`MetricsOutputs::default`].
+pub struct MetricsOutputs {
+    /// Forwarder lines (the process's stdout).
+    pub stdout: Box<dyn Write + Send>,
+    /// The Extension's DogStatsD address.
+    pub extension_dogstatsd: SocketAddr,
+    /// `/proc` and `/tmp` readers; `None` disables the `/proc` metrics.
+    pub proc: Option<ProcReader>,
+    /// `/etc/os-release`, for the runtime tag.
+    pub os_release: std::path::PathBuf,
+    /// Overrides the API sink's timeouts and retries (tests); the base URL always comes from
+    /// the configuration.
+    pub api_settings: Option<ApiSinkSettings>,
+}
+
+impl Default for MetricsOutputs {
+    fn default() -> Self {
+        Self {
+            stdout: Box::new(std::io::stdout()),
+            extension_dogstatsd: EXTENSION_DOGSTATSD_ADDR
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8125))),
+            proc: Some(ProcReader::default()),
+            os_release: "/etc/os-release".into(),
+            api_settings: None,
+        }
+    }
+}
+
+/// Counts over the process lifetime, for logs and tests.
+#[derive(Debug, Default)]
+pub struct FlushStats {
+    pub lines_written: AtomicU64,
+    pub api_points_sent: AtomicU64,
+    pub api_failures: AtomicU64,
+    /// Custom points dropped: no transport (FIPS), no API key, buffers full, intake refused.
+    pub dropped: AtomicU64,
+}
+
+struct ApiState {
+    sink: DatadogApiSink,
+    key: Arc<OnceCell<Option<ApiKey>>>,
+    key_settings: ApiKeySettings,
+    override_key: Mutex<Option<ApiKey>>,
+    aggregator: Mutex<Aggregator>,
+    constant_tags: Vec<String>,
+}
+
+/// What is known of the last invocation once its flush ends; its post-runtime metrics go out
+/// with the next flush.
+struct PendingInvocation {
+    tags: Vec<String>,
+    timestamp: i64,
+    received: Timestamp,
+    answered: Timestamp,
+    flushed: Timestamp,
+}
+
+#[derive(Default)]
+struct State {
+    pending: Option<PendingInvocation>,
+    /// The request whose invocation metrics already went out with a timeout flush.
+    timeout_flushed: Option<String>,
+}
+
+/// Enhanced and custom metrics for one sandbox. Build with [`MetricsProcessor::new`], register
+/// as a lifecycle observer.
+pub struct MetricsProcessor {
+    config: MetricsConfig,
+    statics: StaticTags,
+    stdout: Mutex<Box<dyn Write + Send>>,
+    api: Option<ApiState>,
+    extension: Option<DogStatsDSink>,
+    usage: Option<Arc<UsageMonitor>>,
+    custom: Mutex<Vec<MetricPoint>>,
+    dogstatsd: Mutex<Option<(DogStatsDServer, mpsc::Receiver<MetricPoint>)>>,
+    state: Mutex<State>,
+    pub stats: FlushStats,
+}
+
+impl MetricsProcessor {
+    /// Builds the processor for `config`. In API mode the API key lookup starts now, in the
+    /// background (call inside the tokio runtime, before the handler's init).
+    pub fn new(config: MetricsConfig, env: &crate::config::Environment, outputs: MetricsOutputs) -> Arc<Self> {
+        let statics = StaticTags {
+            memory_mb: config.memory_mb,
+            function_version: config.function_version.clone(),
+            runtime: resolve_runtime(config.execution_env.as_deref(), &outputs.os_release),
+        };
+        let api = (config.transport == Transport::DatadogApi).then(|| {
+            let settings = outputs.api_settings.clone().unwrap_or_else(|| ApiSinkSettings::new(""));
+            let settings = ApiSinkSettings {
+                base_url: config.api_base_url(),
+                ..settings
+            };
+            DatadogApiSink::new(settings).map(|sink| ApiState {
+                sink,
+                key: Arc::new(OnceCell::new()),
+                key_settings: ApiKeySettings::from_env(env, config.fips_mode),
+                override_key: Mutex::new(None),
+                aggregator: Mutex::new(Aggregator::default()),
+                constant_tags: config.api_constant_tags(),
+            })
+        });
+        let api = match api {
+            Some(Ok(state)) => Some(state),
+            Some(Err(err)) => {
+                tracing::error!("{err}; custom metrics will be dropped");
+                None
+            }
+            None => None,
+        };
+        let extension = (config.transport == Transport::Extension)
+            .then(|| DogStatsDSink::new(outputs.extension_dogstatsd))
+            .and_then(|r| {
+                r.map_err(|e| tracing::error!("cannot open a UDP socket towards the Datadog Extension: {e}"))
+                    .ok()
+            });
+        let usage = outputs
+            .proc
+            .filter(|_| config.enhanced_metrics)
+            .map(|reader| UsageMonitor::new(reader, std::process::id()));
+        if !config.site_is_known() && config.datadog_host.is_none() && config.transport == Transport::DatadogApi {
+            tracing::warn!(
+                "DD_SITE={} is not a Datadog site I know; sending to https://api.{} anyway",
+                config.site,
+                config.site
+            );
+        }
+        let processor = Arc::new(Self {
+            config,
+            statics,
+            stdout: Mutex::new(outputs.stdout),
+            api,
+            extension,
+            usage,
+            custom: Mutex::new(Vec::new()),
+            dogstatsd: Mutex::new(None),
+            state: Mutex::new(State::default()),
+            stats: FlushStats::default(),
+        });
+        processor.start_api_key_fetch();
+        if let Some(usage) = &processor.usage {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                usage.spawn_sampler();
+            }
+        }
+        processor
+    }
+
+    pub fn config(&self) -> &MetricsConfig {
+        &self.config
+    }
+
+    /// Starts `api_key::fetch` in the background (API mode only), so it runs concurrently
+    /// with the handler's init; the first flush waits for it.
+    fn start_api_key_fetch(&self) {
+        let Some(api) = &self.api else { return };
+        if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let cell = Arc::clone(&api.key);
+        let settings = api.key_settings.clone();
+        tokio::spawn(async move {
+            cell.get_or_init(|| resolve_key(settings)).await;
+        });
+    }
+
+    /// Replaces the API key at run time (the seed lets the handler do this).
+    pub fn override_api_key(&self, key: ApiKey) {
+        if let Some(api) = &self.api {
+            if let Ok(mut slot) = api.override_key.lock() {
+                *slot = Some(key);
+            }
+        }
+    }
+
+    /// Starts the DogStatsD server for exec children on `addr` (127.0.0.1:8125 in production).
+    /// Not started with the Extension, which owns that port; a bind failure is returned for the
+    /// caller to log, and the function keeps serving.
+    pub async fn start_dogstatsd(&self, addr: SocketAddr) -> Result<Option<SocketAddr>, BindError> {
+        if self.config.transport == Transport::Extension {
+            return Ok(None);
+        }
+        let (tx, rx) = mpsc::channel(DOGSTATSD_QUEUE);
+        let server = DogStatsDServer::start(addr, tx).await?;
+        let local = server.local_addr;
+        if let Ok(mut slot) = self.dogstatsd.lock() {
+            *slot = Some((server, rx));
+        }
+        Ok(Some(local))
+    }
+
+    /// The seed's `lambda_metric`: validated, then kept for the next flush.
+    pub fn lambda_metric(&self, name: &str, value: MetricValue, tags: &[String], timestamp: Option<f64>) -> Result<(), CustomMetricError> {
+        let point = lambda_metric(name, value, tags, timestamp, now_epoch_seconds())?;
+        self.push_custom(vec![point]);
+        Ok(())
+    }
+
+    fn push_custom(&self, points: Vec<MetricPoint>) {
+        let Ok(mut pending) = self.custom.lock() else { return };
+        pending.extend(points);
+        if pending.len() > MAX_PENDING_CUSTOM {
+            let excess = pending.len() - MAX_PENDING_CUSTOM;
+            pending.drain(..excess);
+            self.stats.dropped.fetch_add(excess as u64, Ordering::Relaxed);
+            tracing::warn!("dropped the {excess} oldest custom metric points: more than {MAX_PENDING_CUSTOM} waited for a flush");
+        }
+    }
+
+    fn take_custom(&self) -> Vec<MetricPoint> {
+        let mut points = self.custom.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
+        if let Ok(mut slot) = self.dogstatsd.lock() {
+            if let Some((_, rx)) = slot.as_mut() {
+                while let Ok(point) = rx.try_recv() {
+                    points.push(point);
+                }
+            }
+        }
+        points
+    }
+
+    /// Turns computed metrics into points, keeping only those this transport should send.
+    fn route(&self, measured: Vec<Measured>, tags: &[String], timestamp: i64) -> Vec<MetricPoint> {
+        if !self.config.enhanced_metrics {
+            return Vec::new();
+        }
+        measured
+            .into_iter()
+            .filter(|m| m.metric.sent_by_bootstrap(self.config.transport, m.reason))
+            .map(|m| {
+                let mut all = tags.to_vec();
+                all.extend(m.extra_tags);
+                all.push(layer_tag());
+                MetricPoint::new(m.metric.name(), m.value, timestamp, all)
+            })
+            .collect()
+    }
+
+    fn pending_post_runtime(&self, state: &mut State) -> Vec<MetricPoint> {
+        let Some(p) = state.pending.take() else { return Vec::new() };
+        let max_memory = self.usage.as_ref().map_or(0, |u| u.max_memory_bytes());
+        let measured = enhanced::post_runtime_metrics(
+            p.answered.duration_since(&p.received),
+            p.flushed.duration_since(&p.received),
+            self.config.memory_mb,
+            max_memory,
+        );
+        self.route(measured, &p.tags, p.timestamp)
+    }
+
+    fn on_init(&self, init: &InitReport) -> Vec<MetricPoint> {
+        let tags = enhanced_tags(&self.statics, None, true);
+        self.route(enhanced::init_metrics(init), &tags, epoch_seconds(init.finished.wall))
+    }
+
+    fn on_invocation(&self, report: &InvocationReport) -> (Vec<MetricPoint>, Vec<String>) {
+        let arn = &report.invocation.context.invoked_function_arn;
+        let tags = enhanced_tags(&self.statics, Some(arn.as_str()).filter(|a| !a.is_empty()), report.cold_start);
+        let facts = enhanced::outcome_facts(report);
+        let mut measured = enhanced::invocation_metrics(report, &facts);
+        let already_flushed = self
+            .state
+            .lock()
+            .map(|mut s| {
+                s.timeout_flushed
+                    .take()
+                    .is_some_and(|id| id == report.invocation.context.request_id)
+            })
+            .unwrap_or(false);
+        if already_flushed {
+            measured.retain(|m| m.metric != enhanced::EnhancedMetric::Invocations);
+        }
+        if let Some(usage) = &self.usage {
+            measured.extend(usage.window_metrics());
+        }
+        (self.route(measured, &tags, epoch_seconds(report.received.wall)), tags)
+    }
+
+    /// Sends enhanced points and custom points where the transport says.
+    async fn flush(&self, enhanced_points: Vec<MetricPoint>, custom: Vec<MetricPoint>) {
+        let now = now_epoch_seconds();
+        match self.config.transport {
+            Transport::Extension => {
+                if let Some(sink) = &self.extension {
+                    sink.send(&enhanced_points, now);
+                    sink.send(&custom, now);
+                } else {
+                    self.stats.dropped.fetch_add(custom.len() as u64, Ordering::Relaxed);
+                }
+            }
+            Transport::Forwarder => {
+                // In the order the seed prints them: `invocations` (sent as the handler starts),
+                // the handler's own metrics, then what is known after it returned.
+                let split = enhanced_points
+                    .iter()
+                    .position(|p| p.name == enhanced::EnhancedMetric::Invocations.name())
+                    .map_or(0, |i| i + 1);
+                let mut all = enhanced_points;
+                let after = all.split_off(split);
+                all.extend(custom);
+                all.extend(after);
+                self.write_lines(&all);
+            }
+            Transport::NoMetrics => {
+                self.write_lines(&enhanced_points);
+                if !custom.is_empty() {
+                    tracing::debug!(
+                        "FIPS mode without the Extension or DD_FLUSH_TO_LOG: {} custom metric points dropped",
+                        custom.len()
+                    );
+                    self.stats.dropped.fetch_add(custom.len() as u64, Ordering::Relaxed);
+                }
+            }
+            Transport::DatadogApi => {
+                // The seed prints enhanced metrics for the Forwarder even in API mode.
+                self.write_lines(&enhanced_points);
+                self.flush_api(custom).await;
+            }
+        }
+    }
+
+    fn write_lines(&self, points: &[MetricPoint]) {
+        if points.is_empty() {
+            return;
+        }
+        let Ok(mut out) = self.stdout.lock() else { return };
+        match forwarder_lines::write_lines(&mut *out, points) {
+            Ok(()) => {
+                self.stats.lines_written.fetch_add(points.len() as u64, Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!("cannot write {} metric lines to stdout: {e}", points.len()),
+        }
+    }
+
+    async fn flush_api(&self, custom: Vec<MetricPoint>) {
+        let Some(api) = &self.api else {
+            self.stats.dropped.fetch_add(custom.len() as u64, Ordering::Relaxed);
+            return;
+        };
+        let series = {
+            let Ok(mut aggregator) = api.aggregator.lock() else { return };
+            for point in &custom {
+                aggregator.add(point);
+            }
+            let dropped = aggregator.take_dropped();
+            if dropped > 0 {
+                self.stats.dropped.fetch_add(dropped, Ordering::Relaxed);
+                tracing::warn!("metrics buffer full: dropped the {dropped} oldest points");
+            }
+            aggregator.drain()
+        };
+        if series.is_empty() {
+            return;
+        }
+        let points: u64 = series.iter().map(|s| s.values.len() as u64).sum();
+        let override_key = api.override_key.lock().ok().and_then(|k| k.clone());
+        let key = match override_key {
+            Some(key) => Some(key),
+            None => api.key.get_or_init(|| resolve_key(api.key_settings.clone())).await.clone(),
+        };
+        let Some(key) = key else {
+            self.stats.dropped.fetch_add(points, Ordering::Relaxed);
+            tracing::debug!("no Datadog API key: {points} custom metric points dropped");
+            return;
+        };
+        match api.sink.send(&series, &api.constant_tags, &key).await {
+            Ok(()) => {
+                self.stats.api_points_sent.fetch_add(points, Ordering::Relaxed);
+            }
+            Err(err) => {
+                self.stats.api_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("{err}");
+                if err.keeps_points() {
+                    if let Ok(mut aggregator) = api.aggregator.lock() {
+                        for s in series {
+                            for v in s.values {
+                                aggregator.add(&MetricPoint::new(s.name.clone(), v, s.bucket, s.tags.clone()));
+                            }
+                        }
+                    }
+                } else {
+                    self.stats.dropped.fetch_add(points, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    async fn handle(&self, event: &LifecycleEvent) {
+        match event {
+            LifecycleEvent::Init(init) => {
+                let points = self.on_init(init);
+                let custom = self.take_custom();
+                self.flush(points, custom).await;
+            }
+            LifecycleEvent::Invocation(report) => {
+                let mut points = self.state.lock().map(|mut s| self.pending_post_runtime(&mut s)).unwrap_or_default();
+                let (invocation_points, tags) = self.on_invocation(report);
+                points.extend(invocation_points);
+                let custom = self.take_custom();
+                self.flush(points, custom).await;
+                if let Some(usage) = &self.usage {
+                    usage.mark_baseline();
+                }
+                if let Ok(mut state) = self.state.lock() {
+                    state.pending = Some(PendingInvocation {
+                        tags,
+                        timestamp: epoch_seconds(report.received.wall),
+                        received: report.received,
+                        answered: report.answered,
+                        flushed: Timestamp::now(),
+                    });
+                }
+            }
+            LifecycleEvent::TimeoutApproaching {
+                invocation,
+                received,
+                cold_start,
+                ..
+            } => {
+                let arn = invocation.context.invoked_function_arn.as_str();
+                let tags = enhanced_tags(&self.statics, Some(arn).filter(|a| !a.is_empty()), *cold_start);
+                let invocations = vec![Measured {
+                    metric: enhanced::EnhancedMetric::Invocations,
+                    value: MetricValue::Integer(1),
+                    reason: enhanced::Reason::Plain,
+                    extra_tags: Vec::new(),
+                }];
+                let mut points = self.state.lock().map(|mut s| self.pending_post_runtime(&mut s)).unwrap_or_default();
+                points.extend(self.route(invocations, &tags, epoch_seconds(received.wall)));
+                if let Ok(mut state) = self.state.lock() {
+                    state.timeout_flushed = Some(invocation.context.request_id.clone());
+                }
+                let custom = self.take_custom();
+                self.flush(points, custom).await;
+            }
+            LifecycleEvent::Shutdown { .. } => {
+                let points = self.state.lock().map(|mut s| self.pending_post_runtime(&mut s)).unwrap_or_default();
+                let custom = self.take_custom();
+                self.flush(points, custom).await;
+            }
+        }
+    }
+}
+
+/// Fetches the key, logging one clear line when it cannot be had.
+async fn resolve_key(settings: ApiKeySettings) -> Option<ApiKey> {
+    match api_key::fetch(&settings).await {
+        Ok(key) => Some(key),
+        Err(err) => {
+            tracing::error!("cannot get the Datadog API key: {err}; custom metrics will be dropped, the function keeps serving");
+            None
+        }
+    }
+}
+
+impl LifecycleObserver for MetricsProcessor {
+    fn observe(&self, event: &LifecycleEvent) -> BoxFuture<'_, ()> {
+        // The event is borrowed only for this call; what the flush needs is computed first.
+        let event = clone_event(event);
+        Box::pin(async move { self.handle(&event).await })
+    }
+}
+
+fn clone_event(event: &LifecycleEvent) -> LifecycleEvent {
+    match event {
+        LifecycleEvent::Init(i) => LifecycleEvent::Init(Arc::clone(i)),
+        LifecycleEvent::Invocation(r) => LifecycleEvent::Invocation(Arc::clone(r)),
+        LifecycleEvent::TimeoutApproaching {
+            invocation,
+            received,
+            at,
+            cold_start,
+        } => LifecycleEvent::TimeoutApproaching {
+            invocation: Arc::clone(invocation),
+            received: *received,
+            at: *at,
+            cold_start: *cold_start,
+        },
+        LifecycleEvent::Shutdown { at } => LifecycleEvent::Shutdown { at: *at },
+    }
+}
