@@ -119,7 +119,7 @@ fn lost(request_id: &str) -> Answer {
 fn answer_response(sandbox: &Sandbox, request_id: &str, answer: Answer) -> Response<ResponseBody> {
     let (body, content_type, function_error) = match answer {
         // Lambda's Invoke answers a buffered response as JSON whatever the runtime declared.
-        Answer::Response { body, .. } => (full(body), None, false),
+        Answer::Response { body } => (full(body), None, false),
         Answer::Stream { content_type, body } => (BodyExt::boxed(body), content_type, false),
         Answer::Error { body } => (full(body), None, true),
     };

@@ -14,6 +14,8 @@ use crate::runtime_api::{header_names, MAX_RESPONSE_BYTES};
 
 /// How many streamed chunks may wait for a slow invoke client before the runtime is held back.
 const STREAM_BUFFER_FRAMES: usize = 16;
+/// How much of an oversized answer is read (and dropped) before the connection is given up.
+const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// `GET /2018-06-01/runtime/invocation/next`.
 pub async fn next(sandbox: &Sandbox) -> Response<ResponseBody> {
@@ -43,18 +45,18 @@ pub async fn respond(sandbox: &Sandbox, request_id: &str, request: Request<Incom
         Ok(slot) => slot,
         Err(refusal) => return refused(request_id, refusal),
     };
-    let content_type = request.headers().get(http::header::CONTENT_TYPE).cloned();
     let streaming = request
         .headers()
         .get(header_names::RESPONSE_MODE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|mode| mode.eq_ignore_ascii_case("streaming"));
     if streaming {
+        let content_type = request.headers().get(http::header::CONTENT_TYPE).cloned();
         return relay_stream(slot, content_type, request.into_body()).await;
     }
     match read_limited(request).await {
         Ok(body) => {
-            slot.deliver(Answer::Response { content_type, body });
+            slot.deliver(Answer::Response { body });
             accepted()
         }
         Err(ReadError::TooLarge(size)) => {
@@ -158,19 +160,30 @@ async fn read_limited(request: Request<Incoming>) -> Result<Bytes, ReadError> {
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|size| size > MAX_RESPONSE_BYTES as u64) {
-        return Err(ReadError::TooLarge(declared));
-    }
     let mut body = request.into_body();
     let mut buffer = BytesMut::new();
+    let mut too_large = declared.is_some_and(|size| size > MAX_RESPONSE_BYTES as u64);
+    let mut seen: u64 = 0;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| ReadError::Broken(e.to_string()))?;
-        if let Ok(data) = frame.into_data() {
-            if buffer.len() + data.len() > MAX_RESPONSE_BYTES {
-                return Err(ReadError::TooLarge(None));
-            }
-            buffer.extend_from_slice(&data);
+        let Ok(data) = frame.into_data() else { continue };
+        seen += data.len() as u64;
+        if seen > MAX_RESPONSE_BYTES as u64 {
+            too_large = true;
+            buffer.clear();
         }
+        if too_large {
+            // Read the rest and drop it, so the runtime's client sees the 413 instead of a
+            // connection reset halfway through its upload; give up on absurd sizes.
+            if seen > DRAIN_LIMIT {
+                break;
+            }
+            continue;
+        }
+        buffer.extend_from_slice(&data);
+    }
+    if too_large {
+        return Err(ReadError::TooLarge(declared.or(Some(seen))));
     }
     Ok(buffer.freeze())
 }

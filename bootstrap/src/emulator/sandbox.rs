@@ -44,7 +44,7 @@ pub struct InvokeRequest {
 /// How an invocation ended, for the invoke that waits on it.
 #[derive(Debug)]
 pub enum Answer {
-    Response { content_type: Option<HeaderValue>, body: Bytes },
+    Response { body: Bytes },
     /// A streamed response, relayed as the runtime sends it.
     Stream { content_type: Option<HeaderValue>, body: ChannelBody },
     /// An error body, answered with `X-Amz-Function-Error: Unhandled`.
