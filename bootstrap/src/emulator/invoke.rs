@@ -117,6 +117,7 @@ fn lost(request_id: &str) -> Answer {
 }
 
 fn answer_response(sandbox: &Sandbox, request_id: &str, answer: Answer) -> Response<ResponseBody> {
+    let streamed = matches!(answer, Answer::Stream { .. });
     let (body, content_type, function_error) = match answer {
         // Lambda's Invoke answers a buffered response as JSON whatever the runtime declared.
         Answer::Response { body } => (full(body), None, false),
@@ -134,6 +135,13 @@ fn answer_response(sandbox: &Sandbox, request_id: &str, answer: Answer) -> Respo
     }
     if let Ok(value) = HeaderValue::from_str(&sandbox.options().function.version) {
         headers.insert(EXECUTED_VERSION, value);
+    }
+    if streamed {
+        // hyper sends only the trailers a response declares; these carry a mid-stream error.
+        headers.insert(
+            http::header::TRAILER,
+            HeaderValue::from_static("Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body"),
+        );
     }
     if function_error {
         sandbox.stats.add(Counter::FunctionErrors);

@@ -108,6 +108,10 @@ impl EmulatorProcess {
         Self::start_in(&std::env::temp_dir(), flags, command)
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
