@@ -67,7 +67,13 @@ async fn a_killed_runtime_is_reported_as_lambda_words_it() {
     assert_eq!(unsafe { libc::kill(runtime_pid, libc::SIGKILL) }, 0);
     let body = invoke.await.unwrap().json();
     assert_eq!(body["errorType"], "Runtime.ExitError");
-    assert!(body["errorMessage"].as_str().unwrap().ends_with("Runtime exited with error: signal: killed"), "{body}");
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .unwrap()
+            .ends_with("Runtime exited with error: signal: killed"),
+        "{body}"
+    );
 }
 
 /// The runtime's pid, from the emulator's "runtime started pid=N" log line.
@@ -80,7 +86,10 @@ fn runtime_pid(emulator: &EmulatorProcess) -> libc::pid_t {
 #[tokio::test]
 async fn extensions_get_invoke_and_shutdown_and_the_runtime_flushes_on_sigterm() {
     let mut emulator = EmulatorProcess::start(&["--env", "RUNTIME_EXTENSION=1"], &[&python_runtime()]);
-    emulator.stdout.wait_for("extension registered 200", Duration::from_secs(10)).unwrap();
+    emulator
+        .stdout
+        .wait_for("extension registered 200", Duration::from_secs(10))
+        .unwrap();
     let reply = emulator.invoke(r#"{"action":"echo"}"#).await;
     let request_id = reply.header("x-amzn-requestid").unwrap().to_owned();
     emulator

@@ -175,7 +175,10 @@ async fn next_carries_lambda_headers_trace_id_client_context_and_environment() {
     assert_eq!(headers["lambda-runtime-trace-id"], trace);
     assert_eq!(headers["lambda-runtime-client-context"], client_context);
     assert_eq!(headers["content-type"], "application/json");
-    assert_eq!(headers["lambda-runtime-invoked-function-arn"], "arn:aws:lambda:eu-west-1:111122223333:function:my-fn");
+    assert_eq!(
+        headers["lambda-runtime-invoked-function-arn"],
+        "arn:aws:lambda:eu-west-1:111122223333:function:my-fn"
+    );
     assert_eq!(headers["lambda-runtime-aws-request-id"], reply.header("x-amzn-requestid").unwrap());
     let deadline: u64 = headers["lambda-runtime-deadline-ms"].as_str().unwrap().parse().unwrap();
     let left = deadline as i64 - seen["now_ms"].as_i64().unwrap();
@@ -215,7 +218,10 @@ async fn runtime_output_passes_through_and_emulator_lines_are_prefixed() {
     let emulator = EmulatorProcess::start(&[], &[&python_runtime()]);
     let reply = emulator.invoke(r#"{"action":"print","line":"hello from the function"}"#).await;
     assert_eq!(reply.json()["printed"], true);
-    emulator.stdout.wait_for("hello from the function\n", Duration::from_secs(5)).unwrap();
+    emulator
+        .stdout
+        .wait_for("hello from the function\n", Duration::from_secs(5))
+        .unwrap();
     let stderr = emulator.stderr.text();
     assert!(!stderr.is_empty());
     for line in stderr.lines() {

@@ -100,7 +100,13 @@ struct RegisterBody {
 pub async fn register(sandbox: &Sandbox, request: Request<Incoming>) -> Response<ResponseBody> {
     let name = match request.headers().get(EXTENSION_NAME).and_then(|v| v.to_str().ok()) {
         Some(name) if !name.trim().is_empty() => name.trim().to_owned(),
-        _ => return api_error(StatusCode::BAD_REQUEST, "InvalidRequest", "Lambda-Extension-Name header is required"),
+        _ => {
+            return api_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequest",
+                "Lambda-Extension-Name header is required",
+            )
+        }
     };
     let wants_account_id = request
         .headers()
@@ -112,12 +118,26 @@ pub async fn register(sandbox: &Sandbox, request: Request<Incoming>) -> Response
     };
     let body: RegisterBody = match serde_json::from_slice(&bytes) {
         Ok(body) => body,
-        Err(err) => return api_error(StatusCode::BAD_REQUEST, "InvalidRequest", &format!("invalid registration body: {err}")),
+        Err(err) => {
+            return api_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequest",
+                &format!("invalid registration body: {err}"),
+            )
+        }
     };
     if let Some(unknown) = body.events.iter().find(|e| *e != "INVOKE" && *e != "SHUTDOWN") {
-        return api_error(StatusCode::BAD_REQUEST, "InvalidRequest", &format!("unknown event type {unknown:?}"));
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequest",
+            &format!("unknown event type {unknown:?}"),
+        );
     }
-    let id = sandbox.register_extension(&name, body.events.iter().any(|e| e == "INVOKE"), body.events.iter().any(|e| e == "SHUTDOWN"));
+    let id = sandbox.register_extension(
+        &name,
+        body.events.iter().any(|e| e == "INVOKE"),
+        body.events.iter().any(|e| e == "SHUTDOWN"),
+    );
     let function = &sandbox.options().function;
     let mut answer = serde_json::json!({
         "functionName": function.name,
@@ -136,9 +156,17 @@ pub async fn register(sandbox: &Sandbox, request: Request<Incoming>) -> Response
 
 /// `GET /2020-01-01/extension/event/next`.
 pub async fn next_event(sandbox: &Sandbox, request: Request<Incoming>) -> Response<ResponseBody> {
-    let id = request.headers().get(EXTENSION_IDENTIFIER).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let id = request
+        .headers()
+        .get(EXTENSION_IDENTIFIER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let Some(receiver) = sandbox.extension_events(id) else {
-        return api_error(StatusCode::FORBIDDEN, "Extension.UnknownExtensionIdentifier", "unknown Lambda-Extension-Identifier");
+        return api_error(
+            StatusCode::FORBIDDEN,
+            "Extension.UnknownExtensionIdentifier",
+            "unknown Lambda-Extension-Identifier",
+        );
     };
     let event = receiver.lock().await.recv().await;
     match event {
@@ -149,7 +177,11 @@ pub async fn next_event(sandbox: &Sandbox, request: Request<Incoming>) -> Respon
             }
             response
         }
-        None => api_error(StatusCode::FORBIDDEN, "Extension.UnknownExtensionIdentifier", "the extension's runtime is gone"),
+        None => api_error(
+            StatusCode::FORBIDDEN,
+            "Extension.UnknownExtensionIdentifier",
+            "the extension's runtime is gone",
+        ),
     }
 }
 
@@ -168,5 +200,9 @@ pub async fn report_error(kind: &str, request: Request<Incoming>) -> Response<Re
 
 /// The Telemetry and Logs APIs are not emulated.
 pub fn not_supported(api: &str) -> Response<ResponseBody> {
-    api_error(StatusCode::ACCEPTED, &format!("{api}.NotSupported"), &format!("{api} API is not supported"))
+    api_error(
+        StatusCode::ACCEPTED,
+        &format!("{api}.NotSupported"),
+        &format!("{api} API is not supported"),
+    )
 }

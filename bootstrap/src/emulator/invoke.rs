@@ -192,9 +192,14 @@ mod tests {
     fn client_context_is_decoded_and_checked() {
         let encoded = base64::engine::general_purpose::STANDARD.encode(r#"{"custom":{"k":"v"}}"#);
         let header = HeaderValue::from_str(&encoded).unwrap();
-        assert_eq!(decode_client_context(Some(&header)).unwrap().as_deref(), Some(r#"{"custom":{"k":"v"}}"#));
+        assert_eq!(
+            decode_client_context(Some(&header)).unwrap().as_deref(),
+            Some(r#"{"custom":{"k":"v"}}"#)
+        );
         assert_eq!(decode_client_context(None).unwrap(), None);
-        assert!(decode_client_context(Some(&HeaderValue::from_static("%%%"))).unwrap_err().contains("base64"));
+        assert!(decode_client_context(Some(&HeaderValue::from_static("%%%")))
+            .unwrap_err()
+            .contains("base64"));
         let not_json = HeaderValue::from_str(&base64::engine::general_purpose::STANDARD.encode("nope")).unwrap();
         assert!(decode_client_context(Some(&not_json)).unwrap_err().contains("JSON"));
     }

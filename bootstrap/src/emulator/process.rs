@@ -189,7 +189,11 @@ mod tests {
             ("PATH".to_owned(), "/bin".to_owned()),
             ("AWS_REGION".to_owned(), "eu-west-3".to_owned()),
         ];
-        let env = runtime_environment(&options(vec![("AWS_REGION".into(), "ap-south-1".into())]), "127.0.0.1:9001", own.clone());
+        let env = runtime_environment(
+            &options(vec![("AWS_REGION".into(), "ap-south-1".into())]),
+            "127.0.0.1:9001",
+            own.clone(),
+        );
         assert_eq!(get(&env, "PATH"), Some("/bin"));
         assert_eq!(get(&env, "AWS_REGION"), Some("ap-south-1"));
         assert_eq!(get(&env, "AWS_DEFAULT_REGION"), Some("us-east-1"));
@@ -206,6 +210,9 @@ mod tests {
     fn exits_are_worded_like_lambda() {
         assert_eq!(describe_exit(ExitStatus::from_raw(3 << 8)), "exit status 3");
         assert_eq!(describe_exit(ExitStatus::from_raw(libc::SIGKILL)), "signal: killed");
-        assert_eq!(describe_exit(ExitStatus::from_raw(libc::SIGSEGV | 0x80)), "signal: segmentation fault (core dumped)");
+        assert_eq!(
+            describe_exit(ExitStatus::from_raw(libc::SIGSEGV | 0x80)),
+            "signal: segmentation fault (core dumped)"
+        );
     }
 }

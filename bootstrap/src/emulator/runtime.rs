@@ -62,7 +62,9 @@ pub async fn respond(sandbox: &Sandbox, request_id: &str, request: Request<Incom
         Err(ReadError::TooLarge(size)) => {
             sandbox.stats.add(Counter::ResponsesTooLarge);
             let message = match size {
-                Some(size) => format!("Response payload size ({size} bytes) exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."),
+                Some(size) => {
+                    format!("Response payload size ({size} bytes) exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).")
+                }
                 None => format!("Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."),
             };
             slot.deliver(Answer::Error {
@@ -111,7 +113,11 @@ pub async fn init_error(sandbox: &Sandbox, request: Request<Incoming>) -> Respon
 }
 
 fn refused(request_id: &str, refusal: Refusal) -> Response<ResponseBody> {
-    tracing::warn!(request_id, ?refusal, "refused an answer for an invocation that is not waiting for one");
+    tracing::warn!(
+        request_id,
+        ?refusal,
+        "refused an answer for an invocation that is not waiting for one"
+    );
     match refusal {
         Refusal::Unknown => api_error(StatusCode::BAD_REQUEST, "InvalidRequestID", "Invalid request ID"),
         Refusal::AlreadyAnswered => api_error(
@@ -192,7 +198,10 @@ async fn read_limited(request: Request<Incoming>) -> Result<Bytes, ReadError> {
 async fn relay_stream(slot: AnswerSlot, content_type: Option<HeaderValue>, mut body: Incoming) -> Response<ResponseBody> {
     let request_id = slot.request_id().to_owned();
     let (frames, relayed) = ChannelBody::channel(STREAM_BUFFER_FRAMES);
-    slot.deliver(Answer::Stream { content_type, body: relayed });
+    slot.deliver(Answer::Stream {
+        content_type,
+        body: relayed,
+    });
     let mut client_gone = false;
     while let Some(frame) = body.frame().await {
         let frame = match frame {
@@ -200,7 +209,10 @@ async fn relay_stream(slot: AnswerSlot, content_type: Option<HeaderValue>, mut b
             Err(err) => {
                 tracing::warn!(request_id, error = %err, "streamed response broke off");
                 let mut trailers = HeaderMap::new();
-                trailers.insert(header_names::FUNCTION_ERROR_TYPE, HeaderValue::from_static("Runtime.TruncatedResponse"));
+                trailers.insert(
+                    header_names::FUNCTION_ERROR_TYPE,
+                    HeaderValue::from_static("Runtime.TruncatedResponse"),
+                );
                 let _ = frames.send(Frame::trailers(trailers)).await;
                 return api_error(StatusCode::BAD_REQUEST, "InvalidRequest", "the streamed response broke off");
             }

@@ -44,11 +44,18 @@ pub struct InvokeRequest {
 /// How an invocation ended, for the invoke that waits on it.
 #[derive(Debug)]
 pub enum Answer {
-    Response { body: Bytes },
+    Response {
+        body: Bytes,
+    },
     /// A streamed response, relayed as the runtime sends it.
-    Stream { content_type: Option<HeaderValue>, body: ChannelBody },
+    Stream {
+        content_type: Option<HeaderValue>,
+        body: ChannelBody,
+    },
     /// An error body, answered with `X-Amz-Function-Error: Unhandled`.
-    Error { body: Bytes },
+    Error {
+        body: Bytes,
+    },
 }
 
 /// What `/next` hands the runtime.
@@ -418,7 +425,11 @@ impl Sandbox {
         let Some((pid, exited)) = runtime else { return };
         tracing::info!(pid, has_extensions, "shutting down the runtime");
         process::signal_process(pid, libc::SIGTERM);
-        let grace = if has_extensions { SHUTDOWN_GRACE_WITH_EXTENSION } else { Duration::ZERO };
+        let grace = if has_extensions {
+            SHUTDOWN_GRACE_WITH_EXTENSION
+        } else {
+            Duration::ZERO
+        };
         if !wait_exited(exited.clone(), grace).await {
             process::signal_group(pid, libc::SIGKILL);
             wait_exited(exited, REAP_WAIT).await;

@@ -120,9 +120,7 @@ async fn route(sandbox: Arc<Sandbox>, request: Request<Incoming>) -> Response<Re
         (&Method::POST, ["2018-06-01", "runtime", "init", "error"]) => runtime::init_error(&sandbox, request).await,
         (&Method::POST, ["2020-01-01", "extension", "register"]) => extensions::register(&sandbox, request).await,
         (&Method::GET, ["2020-01-01", "extension", "event", "next"]) => extensions::next_event(&sandbox, request).await,
-        (&Method::POST, ["2020-01-01", "extension", kind @ ("init" | "exit"), "error"]) => {
-            extensions::report_error(kind, request).await
-        }
+        (&Method::POST, ["2020-01-01", "extension", kind @ ("init" | "exit"), "error"]) => extensions::report_error(kind, request).await,
         (&Method::PUT | &Method::POST, ["2022-07-01", "telemetry"]) => extensions::not_supported("Telemetry"),
         (&Method::PUT | &Method::POST, ["2020-08-15", "logs"]) => extensions::not_supported("Logs"),
         _ => api_error(

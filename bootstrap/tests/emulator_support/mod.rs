@@ -230,7 +230,10 @@ pub async fn wait_for_stat(emulator: &EmulatorProcess, field: &str, at_least: u6
         if stats[field].as_u64().unwrap() >= at_least {
             return;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "{field} never reached {at_least}: {stats}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{field} never reached {at_least}: {stats}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
