@@ -182,3 +182,39 @@ async fn max_concurrency_runs_invokes_together() {
         assert_eq!(reply.json()["barrier"], "passed", "{}", reply.text());
     }
 }
+
+#[tokio::test]
+async fn a_stream_past_its_deadline_ends_with_a_timeout_and_the_runtime_is_replaced() {
+    let emulator = EmulatorProcess::start(&["--timeout", "1"], &[&python_runtime()]);
+    let dir = tempfile::tempdir().unwrap();
+    // The gate never opens: the runtime holds its last chunk past the 1 s timeout.
+    let event = serde_json::json!({"action": "stream", "chunks": ["early;", "never"], "gate": dir.path().join("gate")});
+    let request = Request::post(emulator.invoke_url())
+        .header("TE", "trailers")
+        .body(Full::new(bytes::Bytes::from(event.to_string())))
+        .unwrap();
+    let response = client().request(request).await.unwrap();
+    let request_id = response.headers()["x-amzn-requestid"].to_str().unwrap().to_owned();
+    let mut body = response.into_body();
+    let mut received = BytesMut::new();
+    let mut trailers = None;
+    while let Some(frame) = tokio::time::timeout(Duration::from_secs(8), body.frame()).await.unwrap() {
+        match frame.unwrap().into_data() {
+            Ok(data) => received.extend_from_slice(&data),
+            Err(frame) => trailers = frame.into_trailers().ok(),
+        }
+    }
+    assert_eq!(&received[..], b"early;");
+    let trailers = trailers.expect("a timeout trailer");
+    assert_eq!(trailers["lambda-runtime-function-error-type"], "Sandbox.Timedout");
+    let encoded = trailers["lambda-runtime-function-error-body"].to_str().unwrap();
+    let decoded = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded).unwrap();
+    let error: serde_json::Value = serde_json::from_slice(&decoded).unwrap();
+    assert_eq!(error["errorMessage"], format!("{request_id} Task timed out after 1.00 seconds"));
+
+    let next = emulator.invoke(r#"{"action":"echo","after":"timeout"}"#).await;
+    assert_eq!(next.json()["after"], "timeout");
+    let stats = emulator.stats().await;
+    assert_eq!(stats["timeouts"], 1);
+    assert_eq!(stats["runtime_starts"], 2);
+}

@@ -76,13 +76,7 @@ pub async fn run(sandbox: Arc<Sandbox>, invoke: InvokeRequest) -> Result<Answer,
         .map_err(|_| EmulatorError::ShuttingDown)?;
     let mut submitted = sandbox.submit(invoke, permit)?;
     let timed_out = || Answer::Error {
-        body: error_body(
-            "Sandbox.Timedout",
-            &format!(
-                "{request_id} Task timed out after {} seconds",
-                sandbox.options().function.timeout_seconds_text()
-            ),
-        ),
+        body: sandbox.timed_out_body(&request_id),
     };
     let deadline = tokio::select! {
         biased;

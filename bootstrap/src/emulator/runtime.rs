@@ -2,6 +2,7 @@
 //! invocation, `/response` and `/error` answer it once (202), anything else about an unknown or
 //! answered request id is refused (400), and a buffered response over 6 MiB is refused (413)
 //! and fails the invocation with `Function.ResponseSizeTooLarge`.
+use base64::Engine;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -52,7 +53,7 @@ pub async fn respond(sandbox: &Sandbox, request_id: &str, request: Request<Incom
         .is_some_and(|mode| mode.eq_ignore_ascii_case("streaming"));
     if streaming {
         let content_type = request.headers().get(http::header::CONTENT_TYPE).cloned();
-        return relay_stream(slot, content_type, request.into_body()).await;
+        return relay_stream(sandbox, slot, content_type, request.into_body()).await;
     }
     match read_limited(request).await {
         Ok(body) => {
@@ -195,25 +196,45 @@ async fn read_limited(request: Request<Incoming>) -> Result<Bytes, ReadError> {
 }
 
 /// Relays a streamed response chunk by chunk, trailers included, and answers 202 at its end.
-async fn relay_stream(slot: AnswerSlot, content_type: Option<HeaderValue>, mut body: Incoming) -> Response<ResponseBody> {
+/// A stream still running at the deadline ends with `Sandbox.Timedout` trailers, and the
+/// runtime is killed as for any timeout.
+async fn relay_stream(
+    sandbox: &Sandbox,
+    slot: AnswerSlot,
+    content_type: Option<HeaderValue>,
+    mut body: Incoming,
+) -> Response<ResponseBody> {
     let request_id = slot.request_id().to_owned();
+    let deadline = slot.deadline();
     let (frames, relayed) = ChannelBody::channel(STREAM_BUFFER_FRAMES);
     slot.deliver(Answer::Stream {
         content_type,
         body: relayed,
     });
     let mut client_gone = false;
-    while let Some(frame) = body.frame().await {
+    loop {
+        let next = match deadline {
+            Some(deadline) => match tokio::time::timeout_at(deadline, body.frame()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    let error = sandbox.timed_out_body(&request_id);
+                    let _ = frames.send(Frame::trailers(error_trailers("Sandbox.Timedout", &error))).await;
+                    drop(frames);
+                    sandbox.kill_for_timeout(&request_id).await;
+                    return api_error(StatusCode::GONE, "Sandbox.Timedout", "the invocation timed out while streaming");
+                }
+            },
+            None => body.frame().await,
+        };
+        let Some(frame) = next else { break };
         let frame = match frame {
             Ok(frame) => frame,
             Err(err) => {
                 tracing::warn!(request_id, error = %err, "streamed response broke off");
-                let mut trailers = HeaderMap::new();
-                trailers.insert(
-                    header_names::FUNCTION_ERROR_TYPE,
-                    HeaderValue::from_static("Runtime.TruncatedResponse"),
-                );
-                let _ = frames.send(Frame::trailers(trailers)).await;
+                let error = error_body("Runtime.TruncatedResponse", &err.to_string());
+                let _ = frames
+                    .send(Frame::trailers(error_trailers("Runtime.TruncatedResponse", &error)))
+                    .await;
                 return api_error(StatusCode::BAD_REQUEST, "InvalidRequest", "the streamed response broke off");
             }
         };
@@ -228,4 +249,15 @@ async fn relay_stream(slot: AnswerSlot, content_type: Option<HeaderValue>, mut b
         }
     }
     accepted()
+}
+
+/// The trailers that end a stream with an error: its type, and its body in base64.
+fn error_trailers(error_type: &'static str, body: &[u8]) -> HeaderMap {
+    let mut trailers = HeaderMap::new();
+    trailers.insert(header_names::FUNCTION_ERROR_TYPE, HeaderValue::from_static(error_type));
+    let encoded = base64::engine::general_purpose::STANDARD.encode(body);
+    if let Ok(value) = HeaderValue::from_str(&encoded) {
+        trailers.insert(header_names::FUNCTION_ERROR_BODY, value);
+    }
+    trailers
 }

@@ -84,6 +84,11 @@ impl AnswerSlot {
         &self.pending.request.request_id
     }
 
+    /// When the invocation times out.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.pending.deadline
+    }
+
     pub fn deliver(self, answer: Answer) {
         if let Some(sandbox) = self.stats.upgrade() {
             sandbox.stats.add(Counter::AnswersDelivered);
@@ -104,6 +109,8 @@ struct Pending {
     request: InvokeRequest,
     answer: oneshot::Sender<Answer>,
     picked_up: Option<oneshot::Sender<Instant>>,
+    /// Set when the runtime takes the invocation.
+    deadline: Option<Instant>,
     /// Held until the invocation ends, so `AWS_LAMBDA_MAX_CONCURRENCY` bounds invocations, not clients.
     _permit: OwnedSemaphorePermit,
 }
@@ -262,6 +269,7 @@ impl Sandbox {
                 request,
                 answer: answer_tx,
                 picked_up: Some(picked_tx),
+                deadline: None,
                 _permit: permit,
             });
         }
@@ -284,6 +292,7 @@ impl Sandbox {
                     let timeout = self.options.function.timeout;
                     let deadline = Instant::now() + timeout;
                     let deadline_ms = ids::epoch_ms(SystemTime::now() + timeout);
+                    pending.deadline = Some(deadline);
                     if let Some(picked) = pending.picked_up.take() {
                         let _ = picked.send(deadline);
                     }
@@ -332,7 +341,7 @@ impl Sandbox {
     /// The invocation outlived its time: if it is still unanswered, the runtime's process
     /// group is killed (every other invocation it held fails) and `true` is returned.
     pub async fn time_out(&self, request_id: &str) -> bool {
-        let (runtime, others) = {
+        {
             let mut state = self.lock();
             let found = state.in_flight.remove(request_id).is_some() || {
                 let before = state.queue.len();
@@ -343,9 +352,19 @@ impl Sandbox {
                 return false;
             }
             state.answered.insert(request_id.to_owned());
-            self.stats.add(Counter::Timeouts);
+        }
+        self.kill_for_timeout(request_id).await;
+        true
+    }
+
+    /// Kills the runtime because `request_id` timed out (already taken out of the state, or
+    /// being answered by a stream that overran its deadline).
+    pub async fn kill_for_timeout(&self, request_id: &str) {
+        let (runtime, others) = {
+            let mut state = self.lock();
             (state.runtime.take(), state.drain_assigned())
         };
+        self.stats.add(Counter::Timeouts);
         tracing::warn!(request_id, "invocation timed out; killing the runtime");
         for pending in others {
             let body = exit_error_body(&pending.request.request_id, "signal: killed");
@@ -355,7 +374,17 @@ impl Sandbox {
             process::signal_group(runtime.pid, libc::SIGKILL);
             wait_exited(runtime.exited, REAP_WAIT).await;
         }
-        true
+    }
+
+    /// The answer Lambda gives for an invocation that timed out.
+    pub fn timed_out_body(&self, request_id: &str) -> Bytes {
+        error_body(
+            "Sandbox.Timedout",
+            &format!(
+                "{request_id} Task timed out after {} seconds",
+                self.options.function.timeout_seconds_text()
+            ),
+        )
     }
 
     /// `/init/error`: every waiting invocation gets the error, and the runtime is let go
