@@ -30,8 +30,14 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
         std::process::exit(i32::try_from(code).unwrap_or(1));
     }
     if payload.get("segv").and_then(Value::as_bool) == Some(true) {
-        // SAFETY: raising a signal has no memory-safety precondition; dying is the point.
-        unsafe { libc::raise(libc::SIGSEGV) };
+        // Rust's runtime handles SIGSEGV (to report stack overflows) and returns for a raised
+        // one, so restore the default action first.
+        // SAFETY: setting a signal's action and raising it have no memory-safety preconditions;
+        // dying is the point.
+        unsafe {
+            libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+            libc::raise(libc::SIGSEGV);
+        }
     }
     if let Some(ms) = payload.get("sleep_ms").and_then(Value::as_u64) {
         tokio::time::sleep(Duration::from_millis(ms)).await;
