@@ -316,4 +316,67 @@ mod tests {
         let body: serde_json::Value = serde_json::from_slice(&unsafe { out.into_vec() }).unwrap();
         assert_eq!(body["errorType"], "Runtime.InvalidInvocation");
     }
+
+    fn error_body(out: OwnedBuffer) -> Diagnostic {
+        // SAFETY: the buffer came from this library.
+        serde_json::from_slice(&unsafe { out.into_vec() }).unwrap()
+    }
+
+    #[test]
+    fn init_success_writes_nothing_and_failures_write_an_error_body() {
+        let mut out = OwnedBuffer::empty();
+        // SAFETY: `out` is writable.
+        assert_eq!(unsafe { init(&mut out, || Ok::<(), Diagnostic>(())) }, STATUS_OK);
+        assert!(out.ptr.is_null());
+
+        // SAFETY: as above.
+        assert_eq!(unsafe { init(&mut out, || Err("no table configured")) }, STATUS_ERROR);
+        assert_eq!(error_body(out), Diagnostic::new("&str", "no table configured"));
+
+        let mut out = OwnedBuffer::empty();
+        // SAFETY: as above.
+        let status = unsafe { init(&mut out, || -> Result<(), Diagnostic> { panic!("config missing") }) };
+        assert_eq!(status, STATUS_ERROR);
+        assert_eq!(error_body(out).error_message, "Lambda panicked: config missing");
+    }
+
+    #[cfg(feature = "async")]
+    #[test]
+    fn async_init_and_async_raw_handlers_run_on_the_library_runtime() {
+        let mut out = OwnedBuffer::empty();
+        // SAFETY: `out` is writable.
+        let status = unsafe {
+            init_async(&mut out, || async {
+                tokio::task::yield_now().await;
+                Err::<(), _>(Diagnostic::new("InitError", "late failure"))
+            })
+        };
+        assert_eq!(status, STATUS_ERROR);
+        assert_eq!(error_body(out), Diagnostic::new("InitError", "late failure"));
+
+        let event = b"\x00raw\xff";
+        let invocation = RawInvocation {
+            event: crate::abi::BorrowedBytes::from_slice(event),
+            request_id: crate::abi::BorrowedBytes::from_slice(b"req"),
+            deadline_ms: 0,
+            invoked_function_arn: crate::abi::BorrowedBytes::empty(),
+            xray_trace_id: crate::abi::BorrowedBytes::empty(),
+            client_context: crate::abi::BorrowedBytes::empty(),
+            cognito_identity: crate::abi::BorrowedBytes::empty(),
+            tenant_id: crate::abi::BorrowedBytes::empty(),
+        };
+        let mut out = OwnedBuffer::empty();
+        // SAFETY: a valid invocation and a writable output.
+        let status = unsafe {
+            raw_async(&invocation, &mut out, |event: Vec<u8>, context: Context| async move {
+                tokio::task::yield_now().await;
+                let mut answer = context.request_id.into_bytes();
+                answer.extend(event);
+                Ok::<_, Diagnostic>(answer)
+            })
+        };
+        assert_eq!(status, STATUS_OK);
+        // SAFETY: the buffer came from this library.
+        assert_eq!(unsafe { out.into_vec() }, b"req\x00raw\xff");
+    }
 }
