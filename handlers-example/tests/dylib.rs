@@ -6,6 +6,10 @@ use std::process::Command;
 use libloading::{Library, Symbol};
 use sdk::abi::{self, AbiVersionFn, BorrowedBytes, FreeFn, HandlerFn, InitFn, OwnedBuffer, RawInvocation};
 
+/// `handlers_example::INIT_MODE_VARIABLE`, spelled out so this test does not link the rlib (and
+/// its copies of the exported symbols) beside the library it loads.
+const INIT_MODE_VARIABLE: &str = "HANDLERS_EXAMPLE_INIT";
+
 /// The cdylib cargo built beside this test's executable (`target/<profile>/`).
 fn library_path() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -110,7 +114,7 @@ fn default_handler_echoes_and_async_panics_are_caught_through_dlopen() {
 #[test]
 fn init_probe() {
     let (status, error) = run_init(&load());
-    match std::env::var(handlers_example::INIT_MODE_VARIABLE) {
+    match std::env::var(INIT_MODE_VARIABLE) {
         // On a line of its own: the test harness prints `test init_probe ... ` first.
         Ok(mode) => println!("\nINIT_OUTCOME {mode} {status} {}", String::from_utf8_lossy(&error)),
         Err(_) => assert_eq!((status, error), (abi::STATUS_OK, Vec::new())),
@@ -134,7 +138,7 @@ fn init_fails_or_panics_as_the_environment_asks() {
     for (mode, error_type, message) in expectations {
         let output = Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "init_probe", "--nocapture", "--test-threads=1"])
-            .env(handlers_example::INIT_MODE_VARIABLE, mode)
+            .env(INIT_MODE_VARIABLE, mode)
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout);

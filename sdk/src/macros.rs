@@ -106,10 +106,17 @@ macro_rules! export_abi {
 ///     Ok(event.to_vec())
 /// }
 ///
+/// mod admin {
+///     pub async fn bytes_later(event: &[u8], _: sdk::Context) -> Result<Vec<u8>, String> {
+///         Ok(event.to_vec())
+///     }
+/// }
+///
 /// sdk::handler!(checkout);              // dd_lambda_handler_checkout
 /// sdk::handler!(checkout as handler);   // dd_lambda_handler_handler: what `libapp.so` picks
 /// sdk::handler!(async ping);            // dd_lambda_handler_ping
 /// sdk::handler!(raw bytes);             // dd_lambda_handler_bytes
+/// sdk::handler!(async raw admin::bytes_later as later); // dd_lambda_handler_later
 /// # fn main() {}
 /// ```
 #[macro_export]
