@@ -11,10 +11,31 @@ use bootstrap::runtime_api::{Endpoint, RuntimeApiClient};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The AWS Lambda runtime with Datadog observability. Started with no arguments, it serves
+/// invocations from the Runtime API (`AWS_LAMBDA_RUNTIME_API`).
+#[derive(clap::Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Run a handler locally on an event file, through the whole lifecycle, and print the responses.
+    Invoke(bootstrap::emulator::local_invoke::LocalInvokeArgs),
+}
+
 fn main() -> ExitCode {
     let process_started = Timestamp::now();
     let config = Config::from_env(Environment::from_process());
     bootstrap::logging::init(&config.log);
+    // Lambda starts the runtime without arguments: skip argument parsing on that path.
+    let command = if std::env::args_os().len() > 1 {
+        <Cli as clap::Parser>::parse().command
+    } else {
+        None
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -22,7 +43,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(config, process_started))
+    match command {
+        None => runtime.block_on(serve(config, process_started)),
+        Some(Command::Invoke(args)) => runtime.block_on(bootstrap::emulator::local_invoke::run_and_print(args)),
+    }
 }
 
 async fn serve(config: Config, process_started: Timestamp) -> ExitCode {
