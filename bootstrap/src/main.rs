@@ -7,6 +7,7 @@ use bootstrap::config::{Config, Environment};
 use bootstrap::handler::{self, InitError};
 use bootstrap::lifecycle::{InitReport, Lifecycle, LifecycleEvent, LifecycleOptions, Observers, Timestamp};
 use bootstrap::runtime_api::{Endpoint, RuntimeApiClient};
+use bootstrap::telemetry::Telemetry;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -58,7 +59,8 @@ async fn serve(config: Config, process_started: Timestamp) -> ExitCode {
         }
     };
     let client = RuntimeApiClient::new(endpoint);
-    let observers = Observers::default();
+    let telemetry = Telemetry::from_config(&config);
+    let observers = telemetry.observers();
 
     let ready = handler::load(&config, &client).await;
     let init_finished = Timestamp::now();
