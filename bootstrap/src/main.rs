@@ -7,14 +7,36 @@ use bootstrap::config::{Config, Environment};
 use bootstrap::handler::{self, InitError};
 use bootstrap::lifecycle::{InitReport, Lifecycle, LifecycleEvent, LifecycleOptions, Observers, Timestamp};
 use bootstrap::runtime_api::{Endpoint, RuntimeApiClient};
+use bootstrap::telemetry::Telemetry;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The AWS Lambda runtime with Datadog observability. Started with no arguments, it serves
+/// invocations from the Runtime API (`AWS_LAMBDA_RUNTIME_API`).
+#[derive(clap::Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Run a handler locally on an event file, through the whole lifecycle, and print the responses.
+    Invoke(bootstrap::emulator::local_invoke::LocalInvokeArgs),
+}
 
 fn main() -> ExitCode {
     let process_started = Timestamp::now();
     let config = Config::from_env(Environment::from_process());
     bootstrap::logging::init(&config.log);
+    // Lambda starts the runtime without arguments: skip argument parsing on that path.
+    let command = if std::env::args_os().len() > 1 {
+        <Cli as clap::Parser>::parse().command
+    } else {
+        None
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -22,7 +44,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(config, process_started))
+    match command {
+        None => runtime.block_on(serve(config, process_started)),
+        Some(Command::Invoke(args)) => runtime.block_on(bootstrap::emulator::local_invoke::run_and_print(args)),
+    }
 }
 
 async fn serve(config: Config, process_started: Timestamp) -> ExitCode {
@@ -34,7 +59,8 @@ async fn serve(config: Config, process_started: Timestamp) -> ExitCode {
         }
     };
     let client = RuntimeApiClient::new(endpoint);
-    let observers = Observers::default();
+    let telemetry = Telemetry::from_config(&config);
+    let observers = telemetry.observers();
 
     let ready = handler::load(&config, &client).await;
     let init_finished = Timestamp::now();

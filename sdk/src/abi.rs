@@ -1,7 +1,7 @@
 //! The C ABI between the `bootstrap` runtime and a handler shared library.
 //!
 //! This module is the contract both sides compile against; users never touch it directly
-//! (the [`crate::handler!`] macro writes the exports). The rules:
+//! ([`crate::export_abi!`], [`crate::handler!`] and [`crate::init!`] write the exports). The rules:
 //!
 //! - The library exports [`ABI_VERSION_SYMBOL`] returning [`ABI_VERSION`]; the bootstrap refuses
 //!   to load a library whose version differs, naming both.
@@ -56,12 +56,25 @@ pub const HANDLER_SYMBOL_PREFIX: &str = "dd_lambda_handler_";
 pub const DEFAULT_HANDLER_NAME: &str = "handler";
 
 /// The handler succeeded: the output buffer holds the response body.
+///
+/// ```
+/// assert_ne!(sdk::abi::STATUS_OK, sdk::abi::STATUS_ERROR);
+/// ```
 pub const STATUS_OK: i32 = 0;
 /// The handler failed (error or panic): the output buffer holds a JSON error body
 /// `{"errorType", "errorMessage", "stackTrace"}` ready for the Runtime API's `/error`.
+///
+/// ```
+/// assert_eq!(sdk::abi::STATUS_ERROR, 1);
+/// ```
 pub const STATUS_ERROR: i32 = 1;
 
 /// Bytes borrowed from the caller for the duration of one call. `ptr` may be null when `len` is 0.
+///
+/// ```
+/// let bytes = sdk::abi::BorrowedBytes::from_slice(b"{}");
+/// assert_eq!(bytes.len, 2);
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct BorrowedBytes {
@@ -119,6 +132,22 @@ impl BorrowedBytes {
 
 /// One invocation as the bootstrap passes it to a handler. Every field is borrowed for the call;
 /// absent optional headers are empty.
+///
+/// ```
+/// use sdk::abi::{BorrowedBytes, RawInvocation};
+///
+/// let invocation = RawInvocation {
+///     event: BorrowedBytes::from_slice(br#"{"id": 1}"#),
+///     request_id: BorrowedBytes::from_slice(b"8476a536-e9f4-11e8-9739-2dfe598c3fcd"),
+///     deadline_ms: 1_700_000_000_000,
+///     invoked_function_arn: BorrowedBytes::from_slice(b"arn:aws:lambda:us-east-1:123456789012:function:f"),
+///     xray_trace_id: BorrowedBytes::empty(),
+///     client_context: BorrowedBytes::empty(),
+///     cognito_identity: BorrowedBytes::empty(),
+///     tenant_id: BorrowedBytes::empty(),
+/// };
+/// assert_eq!(unsafe { invocation.event.as_slice() }, br#"{"id": 1}"#);
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct RawInvocation {
@@ -142,6 +171,12 @@ pub struct RawInvocation {
 
 /// A buffer allocated by the library and returned to the bootstrap, which must hand it back to
 /// [`FREE_SYMBOL`] once done.
+///
+/// ```
+/// let buffer = sdk::abi::OwnedBuffer::from_vec(Vec::with_capacity(8));
+/// assert_eq!((buffer.len, buffer.cap), (0, 8));
+/// drop(unsafe { buffer.into_vec() });
+/// ```
 #[repr(C)]
 #[derive(Debug)]
 pub struct OwnedBuffer {
@@ -204,12 +239,37 @@ impl OwnedBuffer {
 }
 
 /// `extern "C" fn() -> u32`: see [`ABI_VERSION_SYMBOL`].
+///
+/// ```
+/// extern "C" fn version() -> u32 { sdk::abi::ABI_VERSION }
+/// let f: sdk::abi::AbiVersionFn = version;
+/// assert_eq!(unsafe { f() }, 1);
+/// ```
 pub type AbiVersionFn = unsafe extern "C" fn() -> u32;
 /// `extern "C" fn(*mut OwnedBuffer) -> i32`: runs the library's init; on [`STATUS_ERROR`] the
 /// buffer holds a JSON error body.
+///
+/// ```
+/// unsafe extern "C" fn init(_error_out: *mut sdk::abi::OwnedBuffer) -> i32 { sdk::abi::STATUS_OK }
+/// let f: sdk::abi::InitFn = init;
+/// assert_eq!(unsafe { f(std::ptr::null_mut()) }, sdk::abi::STATUS_OK);
+/// ```
 pub type InitFn = unsafe extern "C" fn(error_out: *mut OwnedBuffer) -> i32;
 /// `extern "C" fn(*const RawInvocation, *mut OwnedBuffer) -> i32`: runs one invocation; the
 /// buffer holds the response body ([`STATUS_OK`]) or a JSON error body ([`STATUS_ERROR`]).
+///
+/// ```
+/// use sdk::abi::{OwnedBuffer, RawInvocation};
+/// unsafe extern "C" fn refuse(_: *const RawInvocation, _: *mut OwnedBuffer) -> i32 { sdk::abi::STATUS_ERROR }
+/// let f: sdk::abi::HandlerFn = refuse;
+/// assert_eq!(unsafe { f(std::ptr::null(), std::ptr::null_mut()) }, sdk::abi::STATUS_ERROR);
+/// ```
 pub type HandlerFn = unsafe extern "C" fn(invocation: *const RawInvocation, out: *mut OwnedBuffer) -> i32;
 /// `extern "C" fn(OwnedBuffer)`: frees a buffer the library returned.
+///
+/// ```
+/// unsafe extern "C" fn free(buffer: sdk::abi::OwnedBuffer) { drop(unsafe { buffer.into_vec() }) }
+/// let f: sdk::abi::FreeFn = free;
+/// unsafe { f(sdk::abi::OwnedBuffer::from_vec(vec![1, 2, 3])) };
+/// ```
 pub type FreeFn = unsafe extern "C" fn(buffer: OwnedBuffer);

@@ -1,2 +1,100 @@
-//! Write AWS Lambda handlers as shared libraries served by the `bootstrap` runtime.
+//! Write AWS Lambda handlers as shared libraries served by the Datadog-instrumented `bootstrap`
+//! runtime.
+//!
+//! The `bootstrap` is a custom Lambda runtime: it talks to the Runtime API, loads your library
+//! once, calls your handler for each invocation and sends Datadog metrics, traces and logs around
+//! it, with no Datadog code in your handler. This crate is everything the library needs:
+//!
+//! - [`export_abi!`] once at the crate root, [`handler!`] once per handler (sync or async, JSON
+//!   or raw bytes) and optionally [`init!`] for work done once at load;
+//! - [`Context`]: the invocation's request id, deadline, ARN, X-Ray trace id, client context,
+//!   Cognito identity and tenant id, and the function's configuration;
+//! - [`Diagnostic`]: the error Lambda reports, typed by your error's type name unless you choose.
+//!
+//! # A complete handler library
+//!
+//! `Cargo.toml`:
+//! ```toml
+//! [lib]
+//! crate-type = ["cdylib"]
+//!
+//! [dependencies]
+//! sdk = { path = "../sdk" }
+//! serde = { version = "1", features = ["derive"] }
+//! ```
+//!
+//! `src/lib.rs`:
+//! ```
+//! use serde::{Deserialize, Serialize};
+//! use sdk::{Context, Diagnostic};
+//!
+//! sdk::export_abi!();
+//!
+//! #[derive(Deserialize)]
+//! struct Greeting {
+//!     name: String,
+//! }
+//!
+//! #[derive(Serialize)]
+//! struct Reply {
+//!     message: String,
+//!     request_id: String,
+//! }
+//!
+//! fn greet(event: Greeting, context: Context) -> Result<Reply, Diagnostic> {
+//!     if event.name.is_empty() {
+//!         return Err(Diagnostic::new("ValidationError", "name is empty"));
+//!     }
+//!     Ok(Reply {
+//!         message: format!("hello, {}", event.name),
+//!         request_id: context.request_id,
+//!     })
+//! }
+//!
+//! fn load_config() -> Result<(), std::io::Error> {
+//!     Ok(())
+//! }
+//!
+//! sdk::handler!(greet as handler); // the default name: `DD_LAMBDA_HANDLER=libgreet.so`
+//! sdk::handler!(greet);            // also `DD_LAMBDA_HANDLER=libgreet.so:greet`
+//! sdk::init!(load_config);
+//! # fn main() {}
+//! ```
+//!
+//! Build with `cargo build --release`, ship `libgreet.so` beside the `bootstrap` in the function's
+//! package (or in a layer under `/opt`) and set `DD_LAMBDA_HANDLER=libgreet.so` (or
+//! `libgreet.so:<name>` for another handler).
+//!
+//! # Errors and panics
+//!
+//! A handler's `Err` is reported to Lambda as `{"errorType", "errorMessage", "stackTrace"}`: see
+//! [`Diagnostic`] for how the `errorType` is chosen. Events that do not deserialize fail with
+//! [`UNMARSHAL_ERROR_TYPE`] before the handler runs (an empty event is not JSON, as in AWS's
+//! `lambda_runtime`: take raw bytes to accept anything); responses that do not serialize fail
+//! with [`MARSHAL_ERROR_TYPE`]. Panics are caught in the library and reported as errors
+//! (`Lambda panicked: ...`, as `lambda_runtime` words it), so the runtime keeps serving; keep
+//! `panic = "unwind"` (the default) in your profile.
+//!
+//! # Features
+//!
+//! - `async` (default): async handlers and init, run on a tokio runtime the library owns.
+//!
+//! Custom metrics from handlers (`lambda_metric`) are planned in a module of their own.
+#![warn(missing_docs)]
+
 pub mod abi;
+mod context;
+mod diagnostic;
+#[cfg(feature = "async")]
+mod executor;
+mod macros;
+mod serve;
+
+pub use context::{ClientApplication, ClientContext, CognitoIdentity, Context, FunctionConfig};
+pub use diagnostic::{Diagnostic, MARSHAL_ERROR_TYPE, UNMARSHAL_ERROR_TYPE};
+
+/// What the export macros expand to. Not a public API: it changes without notice.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::serve::*;
+}

@@ -76,7 +76,7 @@ pub struct InvocationReport {
 }
 
 /// The events telemetry consumes.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum LifecycleEvent {
     /// The handler is ready, or failed to become ready.
     Init(Arc<InitReport>),
@@ -96,5 +96,5 @@ pub enum LifecycleEvent {
 
 /// Receives lifecycle events; the returned future is awaited before the lifecycle moves on.
 pub trait LifecycleObserver: Send + Sync + 'static {
-    fn observe(&self, event: &LifecycleEvent) -> BoxFuture<'_, ()>;
+    fn observe<'a>(&'a self, event: &'a LifecycleEvent) -> BoxFuture<'a, ()>;
 }

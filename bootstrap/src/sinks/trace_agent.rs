@@ -9,6 +9,71 @@ pub const CONTENT_TYPE: &str = "application/msgpack";
 /// Header telling the agent how many traces the payload holds.
 pub const TRACE_COUNT_HEADER: &str = "X-Datadog-Trace-Count";
 
+/// How long one send to the trace agent may take before its spans are counted as dropped.
+const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Sending traces to a trace agent failed; the spans it carried are dropped.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceAgentError {
+    #[error("cannot reach the trace agent at {url}: {source}")]
+    Transport {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("the trace agent at {url} answered {status}")]
+    Rejected { url: String, status: reqwest::StatusCode },
+}
+
+/// A client of a Datadog trace agent (the Datadog Extension's, or the one `DD_TRACE_AGENT_URL`
+/// names) speaking `/v0.4/traces`.
+#[derive(Clone, Debug)]
+pub struct TraceAgentClient {
+    http: reqwest::Client,
+    traces_url: String,
+}
+
+impl TraceAgentClient {
+    /// `base` is the agent's URL, e.g. `http://127.0.0.1:8126`.
+    pub fn new(base: &str) -> Self {
+        let http = reqwest::Client::builder().timeout(SEND_TIMEOUT).build().unwrap_or_default();
+        Self {
+            http,
+            traces_url: format!("{}/v0.4/traces", base.trim_end_matches('/')),
+        }
+    }
+
+    pub fn traces_url(&self) -> &str {
+        &self.traces_url
+    }
+
+    /// Sends traces as one msgpack payload.
+    pub async fn send(&self, traces: &[Vec<Span>]) -> Result<(), TraceAgentError> {
+        let response = self
+            .http
+            .put(&self.traces_url)
+            .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
+            .header(TRACE_COUNT_HEADER, traces.len().to_string())
+            .header("Datadog-Meta-Lang", "rust")
+            .header("Datadog-Meta-Tracer-Version", env!("CARGO_PKG_VERSION"))
+            .body(encode_v04(traces))
+            .send()
+            .await
+            .map_err(|source| TraceAgentError::Transport {
+                url: self.traces_url.clone(),
+                source,
+            })?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(TraceAgentError::Rejected {
+                url: self.traces_url.clone(),
+                status: response.status(),
+            })
+        }
+    }
+}
+
 /// Encodes traces as a v0.4 payload.
 pub fn encode_v04(traces: &[Vec<Span>]) -> Vec<u8> {
     let mut out = Vec::with_capacity(traces.iter().map(|t| t.len() * 512).sum::<usize>() + 8);

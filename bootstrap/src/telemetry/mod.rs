@@ -1,3 +1,47 @@
 //! Telemetry built from lifecycle events: metrics, traces and logs.
+//!
+//! [`Telemetry::from_config`] builds the processors the configuration asks for; each is a
+//! [`crate::lifecycle::LifecycleObserver`], so the lifecycle tells them what happened and
+//! waits for their flush before it asks for the next invocation.
 pub mod metrics;
 pub mod traces;
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::lifecycle::Observers;
+
+use self::metrics::{MetricsConfig, MetricsOutputs, MetricsProcessor};
+use self::traces::{FunctionInfo, TraceConfig, TraceProcessor, TraceSink};
+
+/// The telemetry processors of one sandbox.
+pub struct Telemetry {
+    pub metrics: Arc<MetricsProcessor>,
+    pub traces: Option<Arc<TraceProcessor>>,
+}
+
+impl Telemetry {
+    /// Builds every processor; call inside the tokio runtime before the handler's init, so the
+    /// API key lookup runs beside it.
+    pub fn from_config(config: &Config) -> Self {
+        let metrics_config = MetricsConfig::from_env(&config.env);
+        let extension_present = metrics_config.extension_present;
+        let metrics = MetricsProcessor::new(metrics_config, &config.env, MetricsOutputs::default());
+        let trace_config = TraceConfig::from_env(&config.env);
+        let traces = trace_config.enabled.then(|| {
+            let sink = TraceSink::choose(&trace_config, extension_present);
+            Arc::new(TraceProcessor::new(trace_config, FunctionInfo::from_config(&config.function), sink))
+        });
+        Self { metrics, traces }
+    }
+
+    /// The lifecycle observers, traces first: their line is the cheaper one to lose at a timeout.
+    pub fn observers(&self) -> Observers {
+        let mut observers = Observers::default();
+        if let Some(traces) = &self.traces {
+            observers.push(traces.clone());
+        }
+        observers.push(self.metrics.clone());
+        observers
+    }
+}

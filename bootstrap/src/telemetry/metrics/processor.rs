@@ -487,28 +487,7 @@ async fn resolve_key(settings: ApiKeySettings) -> Option<ApiKey> {
 }
 
 impl LifecycleObserver for MetricsProcessor {
-    fn observe(&self, event: &LifecycleEvent) -> BoxFuture<'_, ()> {
-        // The event is borrowed only for this call; what the flush needs is computed first.
-        let event = clone_event(event);
-        Box::pin(async move { self.handle(&event).await })
-    }
-}
-
-fn clone_event(event: &LifecycleEvent) -> LifecycleEvent {
-    match event {
-        LifecycleEvent::Init(i) => LifecycleEvent::Init(Arc::clone(i)),
-        LifecycleEvent::Invocation(r) => LifecycleEvent::Invocation(Arc::clone(r)),
-        LifecycleEvent::TimeoutApproaching {
-            invocation,
-            received,
-            at,
-            cold_start,
-        } => LifecycleEvent::TimeoutApproaching {
-            invocation: Arc::clone(invocation),
-            received: *received,
-            at: *at,
-            cold_start: *cold_start,
-        },
-        LifecycleEvent::Shutdown { at } => LifecycleEvent::Shutdown { at: *at },
+    fn observe<'a>(&'a self, event: &'a LifecycleEvent) -> BoxFuture<'a, ()> {
+        Box::pin(self.handle(event))
     }
 }

@@ -12,6 +12,7 @@ pub mod invocation;
 pub mod json;
 pub mod logs;
 pub mod payload;
+pub mod processor;
 pub mod span;
 pub mod trigger;
 
@@ -20,6 +21,7 @@ pub use extract::{ContextSource, TraceContext};
 pub use forwarder::forwarder_line;
 pub use function_span::FunctionInfo;
 pub use invocation::{build_invocation_trace, Completion, InvocationResult, InvocationTrace};
+pub use processor::{TraceProcessor, TraceSink};
 pub use span::{Span, SpanLink, TraceId};
 pub use trigger::detect;
 pub use trigger::{EventSource, EventSubtype, EventType};
