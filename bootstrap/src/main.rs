@@ -6,8 +6,12 @@ use std::sync::Arc;
 use bootstrap::config::{Config, Environment};
 use bootstrap::handler::{self, InitError};
 use bootstrap::lifecycle::{InitReport, Lifecycle, LifecycleEvent, LifecycleOptions, Observers, Timestamp};
+use bootstrap::runtime_api::extensions::{ExtensionEvent, RegisteredExtension};
 use bootstrap::runtime_api::{Endpoint, RuntimeApiClient};
 use bootstrap::telemetry::Telemetry;
+
+/// How long a shutdown waits for the invocation in flight to finish its telemetry.
+const SHUTDOWN_WAIT_FOR_IDLE: std::time::Duration = std::time::Duration::from_millis(300);
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -62,7 +66,8 @@ async fn serve(config: Config, process_started: Timestamp) -> ExitCode {
     let telemetry = Telemetry::from_config(&config);
     let observers = telemetry.observers();
 
-    let ready = handler::load(&config, &client).await;
+    // Registered during init, beside the handler's own init, as Lambda requires of extensions.
+    let (extension, ready) = tokio::join!(register_extension(&client), handler::load(&config, &client));
     let init_finished = Timestamp::now();
     let report = InitReport {
         started: process_started,
@@ -84,9 +89,11 @@ async fn serve(config: Config, process_started: Timestamp) -> ExitCode {
     };
     let lifecycle = Lifecycle::new(client, ready.handler, observers.clone(), options);
     tokio::select! {
-        () = lifecycle.run() => ExitCode::SUCCESS,
-        signal = shutdown_signal() => {
-            tracing::debug!(signal, "shutting down");
+        () = lifecycle.clone().run() => ExitCode::SUCCESS,
+        reason = shutdown(extension) => {
+            tracing::debug!(reason, "shutting down");
+            // Let an invocation in flight finish its flush first; Lambda's grace period is short.
+            let _ = tokio::time::timeout(SHUTDOWN_WAIT_FOR_IDLE, lifecycle.idle()).await;
             observers.notify(&LifecycleEvent::Shutdown { at: Timestamp::now() }).await;
             ExitCode::SUCCESS
         }
@@ -114,6 +121,45 @@ fn timeout_margin(env: &Environment) -> std::time::Duration {
     millis.map_or(bootstrap::lifecycle::DEFAULT_TIMEOUT_MARGIN, |m| {
         std::time::Duration::from_millis(m as u64)
     })
+}
+
+/// Registers the internal extension that makes Lambda announce the shutdown; without it (an
+/// emulator without the Extensions API) the bootstrap still flushes on SIGTERM/SIGINT.
+async fn register_extension(client: &RuntimeApiClient) -> Option<RegisteredExtension> {
+    match tokio::time::timeout(std::time::Duration::from_secs(2), RegisteredExtension::register(client)).await {
+        Ok(Ok(extension)) => Some(extension),
+        Ok(Err(err)) => {
+            tracing::debug!(error = %err, "no internal extension: the final flush relies on SIGTERM alone");
+            None
+        }
+        Err(_) => {
+            tracing::debug!("the Extensions API did not answer the registration; the final flush relies on SIGTERM alone");
+            None
+        }
+    }
+}
+
+/// Resolves when the sandbox is ending: a SHUTDOWN event, SIGTERM or SIGINT.
+async fn shutdown(extension: Option<RegisteredExtension>) -> &'static str {
+    let extension_shutdown = async move {
+        let Some(extension) = extension else {
+            return std::future::pending().await;
+        };
+        loop {
+            match extension.next_event().await {
+                Ok(ExtensionEvent::Shutdown { .. }) => return "SHUTDOWN event",
+                Ok(ExtensionEvent::Other(event)) => tracing::debug!(event, "ignoring an extension event"),
+                Err(err) => {
+                    tracing::debug!(error = %err, "the Extensions API stopped answering; the final flush relies on SIGTERM alone");
+                    return std::future::pending().await;
+                }
+            }
+        }
+    };
+    tokio::select! {
+        reason = extension_shutdown => reason,
+        signal = shutdown_signal() => signal,
+    }
 }
 
 async fn shutdown_signal() -> &'static str {

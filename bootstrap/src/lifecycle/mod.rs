@@ -55,6 +55,8 @@ pub struct Lifecycle {
     options: LifecycleOptions,
     cold_start: AtomicBool,
     served: std::sync::atomic::AtomicU64,
+    /// Workers between `/next`'s answer and the end of their telemetry flush.
+    busy: tokio::sync::watch::Sender<usize>,
 }
 
 impl Lifecycle {
@@ -66,6 +68,7 @@ impl Lifecycle {
             options,
             cold_start: AtomicBool::new(true),
             served: std::sync::atomic::AtomicU64::new(0),
+            busy: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -106,6 +109,7 @@ impl Lifecycle {
                 }
             };
             let received = Timestamp::now();
+            let _busy = BusyGuard::enter(&self.busy);
             let context = match next.context() {
                 Ok(context) => context,
                 Err(err) => {
@@ -131,6 +135,14 @@ impl Lifecycle {
             let report = self.serve(invocation, received, &watch).await;
             self.observers.notify(&LifecycleEvent::Invocation(Arc::new(report))).await;
         }
+    }
+
+    /// Waits until no invocation is being served or flushed (every worker is back at `/next`), so
+    /// a shutdown does not cut an invocation's telemetry short.
+    pub async fn idle(&self) {
+        let mut busy = self.busy.subscribe();
+        // The sender lives in `self`, so the channel cannot close while we wait.
+        let _ = busy.wait_for(|count| *count == 0).await;
     }
 
     /// From a received invocation to its posted answer.
@@ -186,4 +198,20 @@ fn describe(request_id: &str, error: ClientError) -> String {
     let text = error.to_string();
     tracing::error!(request_id, error = %text, "the Runtime API did not accept the invocation's answer");
     text
+}
+
+/// Counts a worker as busy for as long as it lives.
+struct BusyGuard<'a>(&'a tokio::sync::watch::Sender<usize>);
+
+impl<'a> BusyGuard<'a> {
+    fn enter(busy: &'a tokio::sync::watch::Sender<usize>) -> Self {
+        busy.send_modify(|count| *count += 1);
+        Self(busy)
+    }
+}
+
+impl Drop for BusyGuard<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|count| *count = count.saturating_sub(1));
+    }
 }

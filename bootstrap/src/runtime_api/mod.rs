@@ -3,6 +3,7 @@
 pub mod client;
 mod endpoint;
 mod error_body;
+pub mod extensions;
 mod headers;
 
 pub use client::{ClientError, NextEvent, RuntimeApiClient};
