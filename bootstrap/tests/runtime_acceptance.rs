@@ -176,10 +176,10 @@ async fn a_file_that_is_not_a_shared_library_is_an_invalid_entrypoint_with_the_d
     .unwrap();
     // What dlopen itself says about this file, as the test's own process sees it.
     // SAFETY: the file is not a library, so nothing is loaded and no initialiser runs.
-    let dlopen_text = unsafe { libloading::Library::new(&path) }
-        .err()
-        .expect("a text file does not load")
-        .to_string();
+    let Err(dlopen_error) = (unsafe { libloading::Library::new(&path) }) else {
+        panic!("a text file loaded as a library");
+    };
+    let dlopen_text = dlopen_error.to_string();
     let failure = init_failure(task_root.path(), "libnotalib.so", &[]).await;
     let shown = path.display().to_string();
     assert_init_failed(&failure, "Runtime.InvalidEntrypoint", &[&shown, &dlopen_text]);
