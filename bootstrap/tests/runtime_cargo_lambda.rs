@@ -5,7 +5,7 @@
 mod emulator_support;
 mod runtime_support;
 
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -92,6 +92,10 @@ fn start(handler: &str) -> CargoLambda {
         .wait_for("starting Runtime server", Duration::from_secs(60))
         .unwrap_or_else(|text| panic!("cargo-lambda did not start:\n{text}\n{}", errors.text()));
 
+    // It logs that line just before it binds: wait until it accepts connections.
+    wait_until(Duration::from_secs(30), "cargo-lambda to listen", || {
+        TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).ok()
+    });
     let runtime_api = printed_variable(&printed, "AWS_LAMBDA_RUNTIME_API");
     assert!(
         runtime_api.starts_with("http://127.0.0.1:") && runtime_api.ends_with("/.rt"),
