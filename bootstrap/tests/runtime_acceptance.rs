@@ -56,10 +56,9 @@ async fn sleep_past_the_timeout_is_sandbox_timedout_and_the_next_invoke_works() 
     assert_eq!(body["errorType"], "Sandbox.Timedout");
     assert_eq!(body["errorMessage"], format!("{request_id} Task timed out after 1.00 seconds"));
     // The bootstrap saw the deadline coming and said so (its telemetry flush hook) before the kill.
-    let warned = runtime_stderr_lines(&emulator)
-        .into_iter()
-        .any(|line| line.contains("WARN") && line.contains(&request_id));
-    assert!(warned, "no timeout warning for {request_id}:\n{}", emulator.stderr.text());
+    wait_for_runtime_line(&emulator, "the bootstrap's timeout warning", |line| {
+        line.contains("WARN") && line.contains(&request_id)
+    });
 
     let next = emulator.invoke(r#"{"ms": 1}"#).await;
     assert_eq!(function_response(&next), json!({"slept_ms": 1}));
@@ -113,10 +112,14 @@ async fn init_failure(task_root: &Path, handler: &str, extra_flags: &[&str]) -> 
         (read_statuses().lines().count() >= 2).then_some(())
     });
     let stats = emulator.stats().await;
-    let error_lines = runtime_stderr_lines(&emulator)
-        .into_iter()
-        .filter(|line| line.contains("ERROR"))
-        .collect();
+    // Both processes have exited, so their lines are written; wait for the relay to pass them on.
+    let error_lines = wait_until(Duration::from_secs(20), "an ERROR line from each bootstrap", || {
+        let lines: Vec<String> = runtime_stderr_lines(&emulator)
+            .into_iter()
+            .filter(|line| line.contains("ERROR"))
+            .collect();
+        (lines.len() >= 2).then_some(lines)
+    });
     InitFailure {
         error,
         error_lines,

@@ -109,10 +109,9 @@ async fn a_next_answer_without_a_request_id_is_skipped_and_the_loop_goes_on() {
     // answer that), then invocation 1 itself.
     let (emulator, first) = with_fault_on_the_first_invocation("next-missing-request-id").await;
     assert_eq!(function_response(&first), json!({"n": 1}));
-    let said = runtime_stderr_lines(&emulator)
-        .into_iter()
-        .any(|line| line.contains("ERROR") && line.contains("Lambda-Runtime-Aws-Request-Id"));
-    assert!(said, "the bootstrap did not report the broken /next:\n{}", emulator.stderr.text());
+    wait_for_runtime_line(&emulator, "the bootstrap's report of the broken /next", |line| {
+        line.contains("ERROR") && line.contains("Lambda-Runtime-Aws-Request-Id")
+    });
 }
 
 #[tokio::test]
@@ -142,8 +141,7 @@ async fn a_client_context_that_is_not_json_fails_that_invocation_only() {
 async fn a_next_request_dropped_by_the_api_is_retried() {
     let (emulator, first) = with_fault_on_the_first_invocation("reset-next").await;
     assert_eq!(function_response(&first), json!({"n": 1}));
-    let retried = runtime_stderr_lines(&emulator)
-        .into_iter()
-        .any(|line| line.contains("WARN") && line.contains("/next"));
-    assert!(retried, "the bootstrap did not log the retry:\n{}", emulator.stderr.text());
+    wait_for_runtime_line(&emulator, "the bootstrap's retry warning", |line| {
+        line.contains("WARN") && line.contains("/next")
+    });
 }

@@ -64,6 +64,14 @@ pub fn runtime_stderr_lines(emulator: &EmulatorProcess) -> Vec<String> {
         .collect()
 }
 
+/// Waits for a runtime stderr line that `matches`: the emulator relays the runtime's output
+/// on its own schedule, so a line may arrive after the invoke's answer.
+pub fn wait_for_runtime_line(emulator: &EmulatorProcess, what: &str, matches: impl Fn(&str) -> bool) -> String {
+    wait_until(Duration::from_secs(20), what, || {
+        runtime_stderr_lines(emulator).into_iter().find(|line| matches(line))
+    })
+}
+
 /// An invoke that the function answered with an error: asserts Lambda's shape and returns the
 /// error body.
 pub fn function_error(reply: &Reply) -> serde_json::Value {
