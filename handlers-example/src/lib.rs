@@ -13,17 +13,20 @@
 //! | `big` | `{"bytes": N}` | a JSON string whose encoding is N bytes (N >= 2) |
 //! | `typed` | `{"id": u64, "items": [string]}` | `{"id", "item_count"}`; anything else: `Runtime.UnmarshalError` |
 //! | `unserializable` | anything | `Runtime.MarshalError` |
+//! | `context` | anything | the invocation's [`Context`] as JSON ([`ContextReport`]) |
+//! | `rendezvous` | `{"parties": N, "wait_ms": M}` | waits until N invocations of this process are in it at once (at most M ms): `{"met": bool, "present": n}` |
 //!
 //! The init function fails when `HANDLERS_EXAMPLE_INIT=fail` and panics when it is `panic`, so
 //! the bootstrap's init-error path can be exercised.
 use std::collections::HashMap;
 use std::fmt;
-use std::time::Duration;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use sdk::{Context, Diagnostic};
+use sdk::{ClientContext, CognitoIdentity, Context, Diagnostic};
 
 sdk::export_abi!();
 
@@ -36,6 +39,8 @@ sdk::handler!(sleep);
 sdk::handler!(big);
 sdk::handler!(typed);
 sdk::handler!(unserializable);
+sdk::handler!(context);
+sdk::handler!(rendezvous);
 sdk::handler!(raw raw_echo);
 sdk::handler!(async async_echo);
 sdk::handler!(async async_panic);
@@ -175,6 +180,109 @@ pub async fn async_panic(_: Value, _: Context) -> Result<Value, Diagnostic> {
 pub async fn async_sleep(event: SleepEvent, _: Context) -> Result<Slept, Diagnostic> {
     tokio::time::sleep(Duration::from_millis(event.ms)).await;
     Ok(Slept { slept_ms: event.ms })
+}
+
+/// Every field of the invocation's [`Context`], as the [`context`] handler answers it.
+#[derive(Debug, Serialize)]
+pub struct ContextReport {
+    pub request_id: String,
+    pub deadline_ms: u64,
+    pub invoked_function_arn: String,
+    pub function_name: String,
+    pub function_version: String,
+    pub memory_size_mb: u32,
+    pub log_group_name: String,
+    pub log_stream_name: String,
+    pub xray_trace_id: Option<String>,
+    pub client_context: Option<ClientContext>,
+    pub identity: Option<CognitoIdentity>,
+    pub tenant_id: Option<String>,
+}
+
+/// Answers the context it was called with, so a test can compare it with what the Runtime API sent.
+pub fn context(_: Value, context: Context) -> Result<ContextReport, Diagnostic> {
+    let config = &context.env_config;
+    Ok(ContextReport {
+        function_name: config.function_name.clone(),
+        function_version: config.version.clone(),
+        memory_size_mb: config.memory_size_mb,
+        log_group_name: config.log_group_name.clone(),
+        log_stream_name: config.log_stream_name.clone(),
+        request_id: context.request_id,
+        deadline_ms: context.deadline_ms,
+        invoked_function_arn: context.invoked_function_arn,
+        xray_trace_id: context.xray_trace_id,
+        client_context: context.client_context,
+        identity: context.identity,
+        tenant_id: context.tenant_id,
+    })
+}
+
+/// `{"parties": N, "wait_ms": M}` for [`rendezvous`].
+#[derive(Debug, Deserialize)]
+pub struct RendezvousEvent {
+    /// How many invocations must be inside the handler at once.
+    pub parties: usize,
+    /// How long to wait for them, in milliseconds.
+    pub wait_ms: u64,
+}
+
+/// The answer of [`rendezvous`].
+#[derive(Debug, Serialize)]
+pub struct Rendezvous {
+    /// All `parties` were in the handler at once.
+    pub met: bool,
+    /// How many were in it when this one left.
+    pub present: usize,
+}
+
+/// The invocations waiting in [`rendezvous`]. Process-wide on purpose: that invocations of one
+/// process meet here is what the handler shows.
+struct Meeting {
+    state: Mutex<MeetingState>,
+    arrived: Condvar,
+}
+
+struct MeetingState {
+    present: usize,
+    /// Bumped each time a full group meets, releasing its members.
+    rounds: u64,
+}
+
+static MEETING: Meeting = Meeting {
+    state: Mutex::new(MeetingState { present: 0, rounds: 0 }),
+    arrived: Condvar::new(),
+};
+
+/// Blocks its thread until `parties` invocations are in this handler at once, or `wait_ms` has
+/// passed. Shows that invocations run concurrently without relying on how long anything takes:
+/// a runtime that serves one invocation at a time never meets.
+pub fn rendezvous(event: RendezvousEvent, _: Context) -> Result<Rendezvous, Diagnostic> {
+    let give_up = Instant::now() + Duration::from_millis(event.wait_ms);
+    // A panic elsewhere while holding the lock leaves plain counters behind: keep going.
+    let mut state = MEETING.state.lock().unwrap_or_else(|p| p.into_inner());
+    state.present += 1;
+    if state.present >= event.parties {
+        let present = state.present;
+        state.present = 0;
+        state.rounds += 1;
+        MEETING.arrived.notify_all();
+        return Ok(Rendezvous { met: true, present });
+    }
+    let round = state.rounds;
+    while state.rounds == round {
+        let left = give_up.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            let present = state.present;
+            state.present -= 1;
+            return Ok(Rendezvous { met: false, present });
+        }
+        state = MEETING.arrived.wait_timeout(state, left).unwrap_or_else(|p| p.into_inner()).0;
+    }
+    Ok(Rendezvous {
+        met: true,
+        present: event.parties,
+    })
 }
 
 #[cfg(test)]

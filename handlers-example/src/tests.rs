@@ -23,6 +23,8 @@ extern "C" {
     fn dd_lambda_handler_async_echo(invocation: *const RawInvocation, out: *mut OwnedBuffer) -> i32;
     fn dd_lambda_handler_async_panic(invocation: *const RawInvocation, out: *mut OwnedBuffer) -> i32;
     fn dd_lambda_handler_async_sleep(invocation: *const RawInvocation, out: *mut OwnedBuffer) -> i32;
+    fn dd_lambda_handler_context(invocation: *const RawInvocation, out: *mut OwnedBuffer) -> i32;
+    fn dd_lambda_handler_rendezvous(invocation: *const RawInvocation, out: *mut OwnedBuffer) -> i32;
 }
 
 /// Counts the bytes this thread holds, so a test can see every buffer come back.
@@ -284,5 +286,35 @@ fn init_succeeds_without_a_mode_and_reports_failures_as_error_bodies() {
         // SAFETY: a writable output.
         assert_eq!(unsafe { dd_lambda_init(&mut error) }, STATUS_OK);
         assert!(error.ptr.is_null(), "a successful init writes nothing");
+    }
+}
+
+#[test]
+fn context_answers_the_invocation_fields() {
+    let (status, body) = call_json(dd_lambda_handler_context, &json!({}));
+    assert_eq!(status, STATUS_OK, "{body}");
+    assert_eq!(body["request_id"], REQUEST_ID);
+    assert_eq!(body["deadline_ms"], 4_102_444_800_000u64);
+    assert_eq!(body["invoked_function_arn"], ARN);
+    assert_eq!(body["xray_trace_id"], TRACE);
+    assert_eq!(body["client_context"], Value::Null);
+    assert_eq!(body["identity"], Value::Null);
+    assert_eq!(body["tenant_id"], Value::Null);
+}
+
+#[test]
+fn rendezvous_meets_only_when_every_party_is_inside_at_once() {
+    // Alone, a party of two never meets; it gives up after wait_ms.
+    let (status, alone) = call_json(dd_lambda_handler_rendezvous, &json!({"parties": 2, "wait_ms": 0}));
+    assert_eq!(status, STATUS_OK);
+    assert_eq!(alone, json!({"met": false, "present": 1}));
+    // Three threads inside at once meet, whatever order they arrive in.
+    let threads: Vec<_> = (0..3)
+        .map(|_| std::thread::spawn(|| call_json(dd_lambda_handler_rendezvous, &json!({"parties": 3, "wait_ms": 60_000}))))
+        .collect();
+    for thread in threads {
+        let (status, body) = thread.join().unwrap();
+        assert_eq!(status, STATUS_OK);
+        assert_eq!(body, json!({"met": true, "present": 3}));
     }
 }

@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use bootstrap::emulator::cli::FunctionArgs;
+use bootstrap::emulator::cli::{FaultArgs, FunctionArgs};
 use bootstrap::emulator::log_writer::PrefixedStderr;
 use bootstrap::emulator::{Emulator, EmulatorOptions, RuntimeCommand, StdoutTarget};
 use clap::Parser;
@@ -20,6 +20,8 @@ struct Cli {
     listen: SocketAddr,
     #[command(flatten)]
     function: FunctionArgs,
+    #[command(flatten)]
+    faults: FaultArgs,
     /// The runtime command and its arguments.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     command: Vec<OsString>,
@@ -58,6 +60,7 @@ async fn main() -> ExitCode {
             task_root,
             stdout: StdoutTarget::Stdout,
         },
+        faults: cli.faults.faults,
     };
     let (mut terminate, mut interrupt) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
         (Ok(t), Ok(i)) => (t, i),

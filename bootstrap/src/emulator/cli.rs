@@ -1,6 +1,7 @@
 //! Command-line flags shared by `lambda-emulator` and `bootstrap invoke`.
 use std::time::Duration;
 
+use super::faults::Fault;
 use super::options::FunctionIdentity;
 
 /// The function being emulated, with Lambda's defaults.
@@ -37,6 +38,15 @@ impl FunctionArgs {
             ..FunctionIdentity::default()
         }
     }
+}
+
+/// The hidden `--fault KIND[@N]` flag of `lambda-emulator`, for test suites (see
+/// [`super::faults`]).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct FaultArgs {
+    /// Misbehave on purpose for invocation N (default 1); repeatable.
+    #[arg(long = "fault", value_name = "KIND[@N]", hide = true)]
+    pub faults: Vec<Fault>,
 }
 
 pub fn parse_env_pair(raw: &str) -> Result<(String, String), String> {

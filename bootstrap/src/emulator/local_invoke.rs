@@ -107,6 +107,7 @@ pub async fn run(options: LocalInvokeOptions) -> Result<LocalInvokeSummary, Emul
             // Stdout carries the responses; the function's own output goes to stderr.
             stdout: StdoutTarget::Stderr,
         },
+        faults: Vec::new(),
     })
     .await?;
     let result = invoke_times(&emulator.invoke_url(), Bytes::from(event), options.count).await;

@@ -11,7 +11,18 @@
 //! - our own addition for test suites, `GET /2015-03-31/emulator/stats`: a JSON object of
 //!   counters that only grow ([`StatsSnapshot`]): `invokes_received`, `answers_delivered`,
 //!   `answers_refused` (duplicated or late `/response` and `/error`), `function_errors`,
-//!   `timeouts`, `runtime_starts`, `runtime_exits`, `init_errors`, `responses_too_large`.
+//!   `timeouts`, `runtime_starts`, `runtime_exits`, `init_errors`, `responses_too_large`,
+//!   `faults_injected`.
+//!
+//! For test suites, the hidden `--fault KIND[@N]` flag (repeatable) makes the emulator misbehave
+//! once, for the N-th invocation the runtime takes (default the first), so a runtime's handling of
+//! a broken Runtime API is tested against this emulator rather than a mock ([`faults`]):
+//! `next-missing-request-id` (an extra `/next` answer without a request id, then the invocation
+//! intact), `next-bad-deadline` (a non-numeric `Lambda-Runtime-Deadline-Ms`),
+//! `next-bad-client-context` (a `Lambda-Runtime-Client-Context` that is not JSON), `reset-next`
+//! (the `/next` that would hand the invocation over is dropped unanswered; the invocation stays
+//! queued) and `reset-response` (the invocation's first `/response` or `/error` is dropped unread;
+//! it stays unanswered).
 //!
 //! The runtime runs in a process group of its own, started at once (the init phase) and again on
 //! the invoke after a timeout, exit or init error. Invocations run one at a time, or up to
@@ -19,6 +30,7 @@
 mod body;
 pub mod cli;
 mod extensions;
+pub mod faults;
 mod ids;
 mod invoke;
 pub mod local_invoke;

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::faults::Fault;
+
 /// The function as Lambda would describe it, with Lambda's own defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FunctionIdentity {
@@ -67,6 +69,8 @@ pub struct EmulatorOptions {
     pub listen: SocketAddr,
     pub function: FunctionIdentity,
     pub runtime: RuntimeCommand,
+    /// Misbehaviour on purpose, for test suites (see [`super::faults`]); empty in normal use.
+    pub faults: Vec<Fault>,
 }
 
 impl EmulatorOptions {
@@ -98,6 +102,7 @@ mod tests {
                 task_root: PathBuf::from("/tmp"),
                 stdout: StdoutTarget::Stdout,
             },
+            faults: vec![],
         }
     }
 

@@ -176,6 +176,7 @@ mod tests {
                 task_root: PathBuf::from("/srv/task"),
                 stdout: StdoutTarget::Stdout,
             },
+            faults: vec![],
         }
     }
 

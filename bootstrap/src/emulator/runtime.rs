@@ -9,7 +9,8 @@ use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming};
 
 use super::body::{accepted, api_error, full, ChannelBody, ResponseBody};
-use super::sandbox::{error_body, Answer, AnswerSlot, Refusal, Sandbox};
+use super::faults::{DropConnection, FaultKind};
+use super::sandbox::{error_body, Answer, AnswerSlot, NextAnswer, Refusal, Sandbox};
 use super::stats::Counter;
 use crate::runtime_api::{header_names, MAX_RESPONSE_BYTES};
 
@@ -18,9 +19,17 @@ const STREAM_BUFFER_FRAMES: usize = 16;
 /// How much of an oversized answer is read (and dropped) before the connection is given up.
 const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
 
+/// What the runtime sends for `next-bad-deadline` and `next-bad-client-context`.
+const BAD_DEADLINE: &str = "soon";
+const BAD_CLIENT_CONTEXT: &str = "{not json";
+
 /// `GET /2018-06-01/runtime/invocation/next`.
-pub async fn next(sandbox: &Sandbox) -> Response<ResponseBody> {
-    let dispatched = sandbox.next().await;
+pub async fn next(sandbox: &Sandbox) -> Result<Response<ResponseBody>, DropConnection> {
+    let dispatched = match sandbox.next().await {
+        NextAnswer::Dispatch(dispatched) => dispatched,
+        NextAnswer::Reset => return Err(DropConnection),
+    };
+    let fault = dispatched.fault;
     let mut response = Response::new(full(dispatched.request.event.clone()));
     let headers = response.headers_mut();
     headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -29,19 +38,33 @@ pub async fn next(sandbox: &Sandbox) -> Response<ResponseBody> {
             headers.insert(name, value);
         }
     };
-    put(header_names::REQUEST_ID, &dispatched.request.request_id);
-    put(header_names::DEADLINE_MS, &dispatched.deadline_ms.to_string());
+    if fault != Some(FaultKind::NextMissingRequestId) {
+        put(header_names::REQUEST_ID, &dispatched.request.request_id);
+    }
+    match fault {
+        Some(FaultKind::NextBadDeadline) => put(header_names::DEADLINE_MS, BAD_DEADLINE),
+        _ => put(header_names::DEADLINE_MS, &dispatched.deadline_ms.to_string()),
+    }
     put(header_names::INVOKED_FUNCTION_ARN, &dispatched.function_arn);
     put(header_names::TRACE_ID, &dispatched.request.trace_id);
-    if let Some(context) = &dispatched.request.client_context {
-        put(header_names::CLIENT_CONTEXT, context);
+    match (fault, &dispatched.request.client_context) {
+        (Some(FaultKind::NextBadClientContext), _) => put(header_names::CLIENT_CONTEXT, BAD_CLIENT_CONTEXT),
+        (_, Some(context)) => put(header_names::CLIENT_CONTEXT, context),
+        (_, None) => {}
     }
     tracing::debug!(request_id = dispatched.request.request_id, "invocation handed to the runtime");
-    response
+    Ok(response)
 }
 
 /// `POST /2018-06-01/runtime/invocation/{id}/response`.
-pub async fn respond(sandbox: &Sandbox, request_id: &str, request: Request<Incoming>) -> Response<ResponseBody> {
+pub async fn respond(sandbox: &Sandbox, request_id: &str, request: Request<Incoming>) -> Result<Response<ResponseBody>, DropConnection> {
+    if sandbox.reset_answer(request_id) {
+        return Err(DropConnection);
+    }
+    Ok(respond_once(sandbox, request_id, request).await)
+}
+
+async fn respond_once(sandbox: &Sandbox, request_id: &str, request: Request<Incoming>) -> Response<ResponseBody> {
     let slot = match sandbox.take_for_answer(request_id) {
         Ok(slot) => slot,
         Err(refusal) => return refused(request_id, refusal),
@@ -78,7 +101,14 @@ pub async fn respond(sandbox: &Sandbox, request_id: &str, request: Request<Incom
 }
 
 /// `POST /2018-06-01/runtime/invocation/{id}/error`.
-pub async fn error(sandbox: &Sandbox, request_id: &str, request: Request<Incoming>) -> Response<ResponseBody> {
+pub async fn error(sandbox: &Sandbox, request_id: &str, request: Request<Incoming>) -> Result<Response<ResponseBody>, DropConnection> {
+    if sandbox.reset_answer(request_id) {
+        return Err(DropConnection);
+    }
+    Ok(error_once(sandbox, request_id, request).await)
+}
+
+async fn error_once(sandbox: &Sandbox, request_id: &str, request: Request<Incoming>) -> Response<ResponseBody> {
     let slot = match sandbox.take_for_answer(request_id) {
         Ok(slot) => slot,
         Err(refusal) => return refused(request_id, refusal),

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use super::body::ChannelBody;
 use super::extensions::ExtensionRegistry;
+use super::faults::{FaultKind, FaultPlan};
 use super::options::EmulatorOptions;
 use super::stats::{Counter, Stats};
 use super::{ids, process, EmulatorError};
@@ -64,6 +65,16 @@ pub struct Dispatched {
     pub request: InvokeRequest,
     pub deadline_ms: u64,
     pub function_arn: String,
+    /// A fault to inject in this `/next` answer (see [`super::faults`]).
+    pub fault: Option<FaultKind>,
+}
+
+/// How `/next` answers.
+#[derive(Debug)]
+pub enum NextAnswer {
+    Dispatch(Dispatched),
+    /// Fault injection: drop the connection without answering.
+    Reset,
 }
 
 /// The invoke side's view of a submitted invocation.
@@ -155,6 +166,11 @@ struct State {
     in_flight: HashMap<String, Pending>,
     answered: RecentIds,
     extensions: ExtensionRegistry,
+    /// Invocations handed to a runtime so far (fault injection counts in this order).
+    dispatched: u64,
+    faults: FaultPlan,
+    /// Invocations whose first answer is to be dropped (`reset-response`).
+    reset_answer: HashSet<String>,
 }
 
 impl State {
@@ -184,11 +200,15 @@ pub struct Sandbox {
 impl Sandbox {
     pub fn new(options: EmulatorOptions, runtime_api: String, own_env: Vec<(String, String)>) -> Arc<Self> {
         let max = options.max_concurrency(|name| own_env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()));
+        let state = State {
+            faults: FaultPlan::new(&options.faults),
+            ..State::default()
+        };
         Arc::new_cyclic(|this| Sandbox {
             options,
             runtime_api,
             own_env,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(state),
             work: Notify::new(),
             stats: Stats::default(),
             concurrency: Arc::new(Semaphore::new(max)),
@@ -277,8 +297,9 @@ impl Sandbox {
         Ok(Submitted { picked_up, answer })
     }
 
-    /// `/next`: waits for an invocation and hands it over with its deadline.
-    pub async fn next(&self) -> Dispatched {
+    /// `/next`: waits for an invocation and hands it over with its deadline (or, when a fault
+    /// is planned for it, misbehaves as planned).
+    pub async fn next(&self) -> NextAnswer {
         let arrived_under = self.lock().generation;
         loop {
             let notified = self.work.notified();
@@ -288,7 +309,18 @@ impl Sandbox {
                 let mut state = self.lock();
                 if state.generation != arrived_under {
                     true
+                } else if let Some(answer) = self.fault_before_dispatch(&mut state) {
+                    return answer;
                 } else if let Some(mut pending) = state.queue.pop_front() {
+                    state.dispatched += 1;
+                    let number = state.dispatched;
+                    let fault = state.faults.take(number, |kind| !kind.before_dispatch());
+                    if let Some(kind) = fault {
+                        self.note_fault(kind, &pending.request.request_id);
+                        if kind == FaultKind::ResetResponse {
+                            state.reset_answer.insert(pending.request.request_id.clone());
+                        }
+                    }
                     let timeout = self.options.function.timeout;
                     let deadline = Instant::now() + timeout;
                     let deadline_ms = ids::epoch_ms(SystemTime::now() + timeout);
@@ -300,10 +332,11 @@ impl Sandbox {
                         request: pending.request.clone(),
                         deadline_ms,
                         function_arn: self.options.function.arn(),
+                        fault,
                     };
                     state.extensions.broadcast_invoke(&dispatched);
                     state.in_flight.insert(pending.request.request_id.clone(), pending);
-                    return dispatched;
+                    return NextAnswer::Dispatch(dispatched);
                 } else {
                     false
                 }
@@ -314,6 +347,39 @@ impl Sandbox {
             }
             notified.await;
         }
+    }
+
+    /// A fault that fires while the next invocation is still queued: the invocation stays
+    /// queued, and the following `/next` hands it over.
+    fn fault_before_dispatch(&self, state: &mut State) -> Option<NextAnswer> {
+        let request = state.queue.front()?.request.clone();
+        let number = state.dispatched + 1;
+        let kind = state.faults.take(number, FaultKind::before_dispatch)?;
+        self.note_fault(kind, &request.request_id);
+        Some(match kind {
+            FaultKind::ResetNext => NextAnswer::Reset,
+            // A copy that no runtime can answer; `fault` makes `/next` leave out its request id.
+            _ => NextAnswer::Dispatch(Dispatched {
+                request,
+                deadline_ms: ids::epoch_ms(SystemTime::now() + self.options.function.timeout),
+                function_arn: self.options.function.arn(),
+                fault: Some(kind),
+            }),
+        })
+    }
+
+    fn note_fault(&self, kind: FaultKind, request_id: &str) {
+        self.stats.add(Counter::FaultsInjected);
+        tracing::info!(fault = kind.name(), request_id, "injecting a fault");
+    }
+
+    /// `reset-response`: whether this answer for `request_id` is to be dropped unread (once).
+    pub fn reset_answer(&self, request_id: &str) -> bool {
+        let dropped = self.lock().reset_answer.remove(request_id);
+        if dropped {
+            tracing::info!(request_id, "dropping the connection instead of accepting the answer");
+        }
+        dropped
     }
 
     /// `/response` or `/error` for `request_id`: the right to answer, once.

@@ -1,5 +1,4 @@
 //! One HTTP/1.1 listener serving every API, and the [`Emulator`] handle that owns it.
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use super::body::{api_error, json, ResponseBody};
+use super::faults::DropConnection;
 use super::options::EmulatorOptions;
 use super::sandbox::Sandbox;
 use super::stats::StatsSnapshot;
@@ -94,7 +94,8 @@ async fn accept_loop(listener: TcpListener, sandbox: Arc<Sandbox>) {
         tokio::spawn(async move {
             let service = service_fn(move |request| {
                 let sandbox = Arc::clone(&sandbox);
-                async move { Ok::<_, Infallible>(route(sandbox, request).await) }
+                // An `Err` (an injected fault) makes hyper close the connection unanswered.
+                async move { route(sandbox, request).await }
             });
             // A client that hangs up mid-request is routine (a killed runtime); nothing to report.
             let _ = hyper::server::conn::http1::Builder::new()
@@ -104,19 +105,19 @@ async fn accept_loop(listener: TcpListener, sandbox: Arc<Sandbox>) {
     }
 }
 
-async fn route(sandbox: Arc<Sandbox>, request: Request<Incoming>) -> Response<ResponseBody> {
+async fn route(sandbox: Arc<Sandbox>, request: Request<Incoming>) -> Result<Response<ResponseBody>, DropConnection> {
     let path = request.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let method = request.method().clone();
-    match (&method, segments.as_slice()) {
+    let response = match (&method, segments.as_slice()) {
+        (&Method::GET, ["2018-06-01", "runtime", "invocation", "next"]) => return runtime::next(&sandbox).await,
+        (&Method::POST, ["2018-06-01", "runtime", "invocation", id, "response"]) => return runtime::respond(&sandbox, id, request).await,
+        (&Method::POST, ["2018-06-01", "runtime", "invocation", id, "error"]) => return runtime::error(&sandbox, id, request).await,
         (&Method::POST, ["2015-03-31", "functions", _, "invocations"]) => invoke::handle(sandbox, request).await,
         (&Method::GET, ["2015-03-31", "emulator", "stats"]) => {
             let stats = serde_json::to_value(sandbox.stats.snapshot()).unwrap_or_default();
             json(StatusCode::OK, &stats)
         }
-        (&Method::GET, ["2018-06-01", "runtime", "invocation", "next"]) => runtime::next(&sandbox).await,
-        (&Method::POST, ["2018-06-01", "runtime", "invocation", id, "response"]) => runtime::respond(&sandbox, id, request).await,
-        (&Method::POST, ["2018-06-01", "runtime", "invocation", id, "error"]) => runtime::error(&sandbox, id, request).await,
         (&Method::POST, ["2018-06-01", "runtime", "init", "error"]) => runtime::init_error(&sandbox, request).await,
         (&Method::POST, ["2020-01-01", "extension", "register"]) => extensions::register(&sandbox, request).await,
         (&Method::GET, ["2020-01-01", "extension", "event", "next"]) => extensions::next_event(&sandbox, request).await,
@@ -128,5 +129,6 @@ async fn route(sandbox: Arc<Sandbox>, request: Request<Incoming>) -> Response<Re
             "ResourceNotFound",
             &format!("no route for {method} {path} on the Lambda emulator"),
         ),
-    }
+    };
+    Ok(response)
 }

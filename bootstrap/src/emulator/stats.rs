@@ -15,6 +15,7 @@ pub struct Stats {
     runtime_exits: AtomicU64,
     init_errors: AtomicU64,
     responses_too_large: AtomicU64,
+    faults_injected: AtomicU64,
 }
 
 /// One reading of the counters, as the stats endpoint serves it.
@@ -34,6 +35,9 @@ pub struct StatsSnapshot {
     pub runtime_exits: u64,
     pub init_errors: u64,
     pub responses_too_large: u64,
+    /// Faults injected on purpose (`--fault`).
+    #[serde(default)]
+    pub faults_injected: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -47,6 +51,7 @@ pub enum Counter {
     RuntimeExits,
     InitErrors,
     ResponsesTooLarge,
+    FaultsInjected,
 }
 
 impl Stats {
@@ -65,6 +70,7 @@ impl Stats {
             Counter::RuntimeExits => &self.runtime_exits,
             Counter::InitErrors => &self.init_errors,
             Counter::ResponsesTooLarge => &self.responses_too_large,
+            Counter::FaultsInjected => &self.faults_injected,
         }
     }
 
@@ -80,6 +86,7 @@ impl Stats {
             runtime_exits: read(Counter::RuntimeExits),
             init_errors: read(Counter::InitErrors),
             responses_too_large: read(Counter::ResponsesTooLarge),
+            faults_injected: read(Counter::FaultsInjected),
         }
     }
 }

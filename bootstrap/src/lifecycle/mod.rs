@@ -133,6 +133,12 @@ impl Lifecycle {
                 event: next.event,
             });
             let report = self.serve(invocation, received, &watch).await;
+            // After the answer is posted, so even at debug level nothing is written in front of it.
+            tracing::debug!(
+                request_id = %report.invocation.context.request_id,
+                function_error = report.outcome.is_error(),
+                "invocation answered"
+            );
             self.observers.notify(&LifecycleEvent::Invocation(Arc::new(report))).await;
         }
     }

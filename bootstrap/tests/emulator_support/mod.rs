@@ -26,7 +26,7 @@ pub fn runtime_fixture(name: &str) -> String {
 pub struct Collected(Arc<(Mutex<String>, Condvar)>);
 
 impl Collected {
-    fn spawn_reader(stream: impl Read + Send + 'static) -> Self {
+    pub fn spawn_reader(stream: impl Read + Send + 'static) -> Self {
         let collected = Collected::default();
         let sink = collected.clone();
         std::thread::spawn(move || {

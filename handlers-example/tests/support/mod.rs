@@ -1,35 +1,84 @@
-//! A small Runtime API server on 127.0.0.1 for driving the exec-mode peers in tests.
-//!
-//! It speaks just enough HTTP/1.1 (keep-alive, `Content-Length` and chunked bodies) for curl,
-//! hyper and Python's http.client: `/next` hands out the queued events one by one (and then
-//! holds the request open, as Lambda does between invocations), and every answer is passed to
-//! the test through a channel.
+//! Runs a peer runtime under the real `lambda-emulator` (the bootstrap package's binary, built
+//! beside this package's by `cargo build --workspace`) and invokes it with curl, as a user would.
+//! The emulator relays the runtime's stdout to its own and starts it with Lambda's environment.
 #![allow(dead_code)]
 
-use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-const NEXT: &str = "/2018-06-01/runtime/invocation/next";
-const INVOCATION: &str = "/2018-06-01/runtime/invocation/";
-const INIT_ERROR: &str = "/2018-06-01/runtime/init/error";
+/// A bound on every wait, so a broken peer fails its test instead of hanging it.
+const PATIENCE: Duration = Duration::from_secs(60);
 
-/// What a runtime posted back.
+/// The directory holding this package's binaries, and the workspace's other artifacts.
+pub fn artifacts_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_lambda-runtime-echo"))
+        .parent()
+        .map(Path::to_path_buf)
+        .expect("binaries live in a directory")
+}
+
+fn emulator_binary() -> PathBuf {
+    let path = artifacts_dir().join("lambda-emulator");
+    assert!(
+        path.is_file(),
+        "{} is missing: build the whole workspace first (`cargo build --workspace`, as scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// Text read from a child's stream as it arrives.
+#[derive(Clone, Default)]
+pub struct Output(Arc<(Mutex<String>, Condvar)>);
+
+impl Output {
+    fn read_from(stream: impl Read + Send + 'static) -> Self {
+        let output = Output::default();
+        let sink = output.clone();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stream);
+            let mut line = String::new();
+            while reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                sink.0 .0.lock().unwrap().push_str(&line);
+                sink.0 .1.notify_all();
+                line.clear();
+            }
+        });
+        output
+    }
+
+    pub fn text(&self) -> String {
+        self.0 .0.lock().unwrap().clone()
+    }
+
+    /// Waits until the text contains `needle`, and returns it.
+    pub fn wait_for(&self, needle: &str) -> String {
+        let (text, arrived) = &*self.0;
+        let start = Instant::now();
+        let mut guard = text.lock().unwrap();
+        while !guard.contains(needle) {
+            let left = PATIENCE
+                .checked_sub(start.elapsed())
+                .unwrap_or_else(|| panic!("never saw {needle:?} in:\n{}", *guard));
+            guard = arrived.wait_timeout(guard, left).unwrap().0;
+        }
+        guard.clone()
+    }
+}
+
+/// An invoke's answer.
 #[derive(Debug)]
-pub struct Answer {
-    /// `response`, `error` or `init/error`.
-    pub kind: String,
-    /// The request id in the path (empty for `init/error`).
-    pub request_id: String,
-    /// Lower-cased header names and their values.
+pub struct Invoked {
+    pub status: u16,
+    /// Lower-cased names.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
-impl Answer {
+impl Invoked {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
@@ -37,163 +86,124 @@ impl Answer {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("answer is not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
     }
+
+    /// Lambda's mark of a function error: `X-Amz-Function-Error: Unhandled`.
+    pub fn is_function_error(&self) -> bool {
+        self.header("x-amz-function-error") == Some("Unhandled")
+    }
 }
 
-#[derive(Default)]
-struct Events {
-    queue: Mutex<VecDeque<(String, Vec<u8>)>>,
-    added: Condvar,
+/// `lambda-emulator --listen 127.0.0.1:0 --timeout 60 [--env K=V]... -- COMMAND`, stopped when
+/// dropped (also when a test panics).
+pub struct Emulator {
+    child: Child,
+    address: String,
+    pub stdout: Output,
+    pub stderr: Output,
 }
 
-pub struct RuntimeApi {
-    /// `127.0.0.1:PORT`, the value for `AWS_LAMBDA_RUNTIME_API`.
-    pub address: String,
-    events: Arc<Events>,
-    answers: Receiver<Answer>,
+impl Emulator {
+    /// Starts COMMAND as the runtime, with `task_root` as its directory (LAMBDA_TASK_ROOT).
+    pub fn start(task_root: &Path, env: &[(&str, &str)], command: &[&str]) -> Self {
+        let mut emulator = Command::new(emulator_binary());
+        emulator.args(["--listen", "127.0.0.1:0", "--function-name", "peer", "--timeout", "60"]);
+        for (key, value) in env {
+            emulator.arg("--env").arg(format!("{key}={value}"));
+        }
+        let mut child = emulator
+            .arg("--")
+            .args(command)
+            .current_dir(task_root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the lambda-emulator binary starts");
+        let stdout = Output::read_from(child.stdout.take().unwrap());
+        let stderr = Output::read_from(child.stderr.take().unwrap());
+        let mut emulator = Self {
+            child,
+            address: String::new(),
+            stdout,
+            stderr,
+        };
+        let text = emulator.stderr.wait_for("listening on ");
+        emulator.address = text
+            .split("listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("an address follows `listening on`")
+            .to_owned();
+        emulator
+    }
+
+    /// `POST /2015-03-31/functions/peer/invocations` with `event`.
+    pub fn invoke(&self, event: &[u8]) -> Invoked {
+        let url = format!("http://{}/2015-03-31/functions/peer/invocations", self.address);
+        let (head, body) = curl(&["-X", "POST", "--data-binary", "@-", &url], event);
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|line| line.split_whitespace().nth(1))
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("no status line in {head:?}"));
+        let headers = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+            .collect();
+        Invoked { status, headers, body }
+    }
+
+    /// The emulator's counters (`GET /2015-03-31/emulator/stats`).
+    pub fn stats(&self) -> serde_json::Value {
+        let url = format!("http://{}/2015-03-31/emulator/stats", self.address);
+        let (_, body) = curl(&[&url], b"");
+        serde_json::from_slice(&body).expect("the stats are JSON")
+    }
 }
 
-impl RuntimeApi {
-    pub fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let address = listener.local_addr().unwrap().to_string();
-        let events = Arc::new(Events::default());
-        let (sender, answers) = mpsc::channel();
-        let accept_events = events.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { return };
-                let events = accept_events.clone();
-                let sender = sender.clone();
-                std::thread::spawn(move || serve_connection(stream, &events, &sender));
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SIGTERM: the emulator shuts its runtime down as Lambda would, then exits.
+            // SAFETY: kill(2) with our own child's pid.
+            unsafe {
+                libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
             }
-        });
-        Self { address, events, answers }
-    }
-
-    /// Queues an event for `/next`.
-    pub fn push(&self, request_id: &str, event: &[u8]) {
-        self.events
-            .queue
-            .lock()
-            .unwrap()
-            .push_back((request_id.to_string(), event.to_vec()));
-        self.events.added.notify_all();
-    }
-
-    /// The next answer; a generous bound so a broken peer fails the test instead of hanging it.
-    pub fn answer(&self) -> Answer {
-        self.answers
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the runtime posted no answer")
-    }
-}
-
-fn serve_connection(stream: TcpStream, events: &Events, answers: &Sender<Answer>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
-    while let Some((method, path, headers, body)) = read_request(&mut reader) {
-        if method == "GET" && path == NEXT {
-            let (request_id, event) = {
-                let mut queue = events.queue.lock().unwrap();
-                loop {
-                    if let Some(next) = queue.pop_front() {
-                        break next;
-                    }
-                    queue = events.added.wait(queue).unwrap();
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(5) {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
                 }
-            };
-            let head = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nlambda-runtime-aws-request-id: {request_id}\r\n\
-                 lambda-runtime-deadline-ms: 4102444800000\r\n\
-                 lambda-runtime-invoked-function-arn: arn:aws:lambda:us-east-1:123456789012:function:peer\r\n\
-                 lambda-runtime-trace-id: Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1\r\n\
-                 content-length: {}\r\n\r\n",
-                event.len()
-            );
-            if writer.write_all(head.as_bytes()).and_then(|()| writer.write_all(&event)).is_err() {
-                return;
+                std::thread::sleep(Duration::from_millis(20));
             }
-            continue;
-        }
-        let answer = if path == INIT_ERROR {
-            Some(("init/error".to_string(), String::new()))
-        } else {
-            path.strip_prefix(INVOCATION).and_then(|rest| {
-                let (id, kind) = rest.split_once('/')?;
-                Some((kind.to_string(), id.to_string()))
-            })
-        };
-        let status = match answer {
-            Some((kind, request_id)) if method == "POST" => {
-                let _ = answers.send(Answer {
-                    kind,
-                    request_id,
-                    headers,
-                    body,
-                });
-                "202 Accepted"
-            }
-            _ => "404 Not Found",
-        };
-        let reply = r#"{"status":"OK"}"#;
-        let head = format!(
-            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{reply}",
-            reply.len()
-        );
-        if writer.write_all(head.as_bytes()).is_err() {
-            return;
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }
 
-type Request = (String, String, Vec<(String, String)>, Vec<u8>);
-
-fn read_request(reader: &mut impl BufRead) -> Option<Request> {
-    let mut line = String::new();
-    if reader.read_line(&mut line).ok()? == 0 {
-        return None;
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_string();
-    let path = parts.next()?.to_string();
-    let headers = read_headers(reader)?;
-    let get = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
-    let mut body = Vec::new();
-    let mut headers = headers.clone();
-    if get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-        loop {
-            let mut size_line = String::new();
-            reader.read_line(&mut size_line).ok()?;
-            let size = usize::from_str_radix(size_line.trim().split(';').next()?, 16).ok()?;
-            if size == 0 {
-                // Trailers (the streaming error type and body) join the headers.
-                headers.extend(read_headers(reader)?);
-                break;
-            }
-            let mut chunk = vec![0; size + 2];
-            reader.read_exact(&mut chunk).ok()?;
-            chunk.truncate(size);
-            body.extend_from_slice(&chunk);
-        }
-    } else if let Some(length) = get("content-length") {
-        body.resize(length.parse().ok()?, 0);
-        reader.read_exact(&mut body).ok()?;
-    }
-    Some((method, path, headers, body))
-}
-
-fn read_headers(reader: &mut impl BufRead) -> Option<Vec<(String, String)>> {
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            return Some(headers);
-        }
-        let (name, value) = line.split_once(':')?;
-        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
-    }
+/// Runs curl with `stdin` as its input; returns the response head and body.
+fn curl(args: &[&str], stdin: &[u8]) -> (String, Vec<u8>) {
+    let mut child = Command::new("curl")
+        .args(["-sS", "--max-time", "60", "-D", "-"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("curl runs");
+    let mut input = child.stdin.take().unwrap();
+    let stdin = stdin.to_vec();
+    let writer = std::thread::spawn(move || input.write_all(&stdin));
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(output.status.success(), "curl failed: {}", String::from_utf8_lossy(&output.stderr));
+    let split = output
+        .stdout
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("curl printed a response head");
+    let head = String::from_utf8_lossy(&output.stdout[..split]).into_owned();
+    (head, output.stdout[split + 4..].to_vec())
 }
