@@ -67,6 +67,8 @@ fn exports_the_abi_and_every_handler() {
         "async_echo",
         "async_panic",
         "async_sleep",
+        "metric",
+        "traced",
     ];
     for name in names {
         let symbol = format!("{}{name}", abi::HANDLER_SYMBOL_PREFIX);

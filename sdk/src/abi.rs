@@ -511,12 +511,13 @@ pub type HeaderVisitorFn = unsafe extern "C" fn(visitor: *mut std::ffi::c_void, 
 /// The host's propagation-header function: calls `visit(visitor, name, value)` for each header
 /// to put on an outgoing call continuing `request_id`'s trace, in the styles the function
 /// configured (`DD_TRACE_PROPAGATION_STYLE_INJECT`), parented on `parent_span_id` (0: the
-/// `aws.lambda` span). [`HOST_OK`] or [`HOST_NO_TRACE`] (no call made).
+/// `aws.lambda` span). [`HOST_OK`], [`HOST_NO_TRACE`] (no call made) or
+/// [`HOST_INVALID_ARGUMENT`] (no `visit`).
 pub type TraceHeadersFn = unsafe extern "C" fn(
     context: *const std::ffi::c_void,
     request_id: BorrowedBytes,
     parent_span_id: u64,
-    visit: HeaderVisitorFn,
+    visit: Option<HeaderVisitorFn>,
     visitor: *mut std::ffi::c_void,
 ) -> i32;
 /// The host's span function: adds a finished span to `request_id`'s trace; [`HOST_OK`],
@@ -536,7 +537,7 @@ pub type SetApiKeyFn = unsafe extern "C" fn(context: *const std::ffi::c_void, ke
 ///
 /// unsafe extern "C" fn metric(_: *const c_void, _: *const RawMetric) -> i32 { HOST_OK }
 /// unsafe extern "C" fn trace_context(_: *const c_void, _: BorrowedBytes, _: *mut RawTraceContext) -> i32 { HOST_NO_TRACE }
-/// unsafe extern "C" fn trace_headers(_: *const c_void, _: BorrowedBytes, _: u64, _: HeaderVisitorFn, _: *mut c_void) -> i32 { HOST_NO_TRACE }
+/// unsafe extern "C" fn trace_headers(_: *const c_void, _: BorrowedBytes, _: u64, _: Option<HeaderVisitorFn>, _: *mut c_void) -> i32 { HOST_NO_TRACE }
 /// unsafe extern "C" fn finish_span(_: *const c_void, _: BorrowedBytes, _: *const RawSpan) -> i32 { HOST_NO_TRACE }
 /// unsafe extern "C" fn set_api_key(_: *const c_void, _: BorrowedBytes) -> i32 { HOST_OK }
 ///

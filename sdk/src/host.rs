@@ -64,7 +64,7 @@ impl Host {
                 self.0.context,
                 BorrowedBytes::from_slice(request_id.as_bytes()),
                 parent_span_id,
-                collect_header,
+                Some(collect_header),
                 (&mut headers as *mut Vec<(String, String)>).cast::<c_void>(),
             )
         };
@@ -89,6 +89,7 @@ unsafe extern "C" fn collect_header(visitor: *mut c_void, name: BorrowedBytes, v
     let Some(headers) = (unsafe { visitor.cast::<Vec<(String, String)>>().as_mut() }) else {
         return;
     };
+    // SAFETY: borrowed for this call, as the ABI says.
     let (name, value) = unsafe { (name.as_slice(), value.as_slice()) };
     headers.push((
         String::from_utf8_lossy(name).into_owned(),
