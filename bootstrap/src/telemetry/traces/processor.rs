@@ -211,3 +211,133 @@ impl LifecycleObserver for TraceProcessor {
         TraceProcessor::invocation_started(self, invocation, handler_started);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use serde_json::Value;
+
+    use super::*;
+    use crate::config::Environment;
+    use crate::handler::HandlerOutcome;
+    use crate::lifecycle::InvocationReport;
+    use crate::runtime_api::InvocationContext;
+    use crate::telemetry::traces::TraceId;
+
+    #[derive(Clone, Default)]
+    struct Output(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Output {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn processor(out: &Output) -> TraceProcessor {
+        let env = Environment::from_pairs([("DD_TRACE_ENABLED", "true"), ("AWS_LAMBDA_FUNCTION_NAME", "my-fn")]);
+        let function = FunctionInfo {
+            name: "my-fn".into(),
+            initialization_type: "on-demand".into(),
+            init_window_ns: None,
+        };
+        TraceProcessor::new(
+            TraceConfig::from_env(&env),
+            function,
+            TraceSink::Stdout(Mutex::new(Box::new(out.clone()))),
+        )
+    }
+
+    fn trace_lines(out: &Output) -> Vec<Vec<Value>> {
+        String::from_utf8(out.0.lock().unwrap().clone())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["traces"][0].as_array().unwrap().clone())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_trace_begun_by_the_handler_goes_out_once_at_the_timeout() {
+        let out = Output::default();
+        let processor = processor(&out);
+        let invocation = Arc::new(Invocation {
+            context: InvocationContext {
+                request_id: "r1".into(),
+                invoked_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:my-fn".into(),
+                ..Default::default()
+            },
+            headers: Default::default(),
+            event: Bytes::from_static(b"{}"),
+        });
+        let started = Timestamp::now();
+        processor.invocation_started(&invocation, started);
+        let context = processor.child_context("r1").unwrap();
+        let mut span = Span::new("work", TraceId::default(), 5, 0);
+        span.start_ns = started.epoch_ns();
+        assert!(processor.adopt_span("r1", span));
+
+        let at = Timestamp {
+            monotonic: started.monotonic + Duration::from_millis(50),
+            wall: started.wall + Duration::from_millis(50),
+        };
+        let timeout = LifecycleEvent::TimeoutApproaching {
+            invocation: invocation.clone(),
+            received: started,
+            at,
+            cold_start: false,
+        };
+        processor.observe(&timeout).await;
+        assert!(processor.child_context("r1").is_none(), "no longer in flight");
+        assert!(!processor.adopt_span("r1", Span::new("late", TraceId::default(), 6, 0)));
+
+        let report = InvocationReport {
+            invocation,
+            cold_start: false,
+            received: started,
+            handler_started: started,
+            handler_finished: at,
+            answered: at,
+            outcome: HandlerOutcome::Response(Bytes::new()),
+            answer_error: None,
+            timed_out: true,
+        };
+        processor.observe(&LifecycleEvent::Invocation(Arc::new(report))).await;
+
+        let traces = trace_lines(&out);
+        assert_eq!(traces.len(), 1, "sent once, at the timeout");
+        let spans = &traces[0];
+        let lambda = spans.iter().find(|s| s["name"] == "aws.lambda").unwrap();
+        let work = spans.iter().find(|s| s["name"] == "work").unwrap();
+        assert_eq!(lambda["span_id"], format!("{:016X}", context.parent_id));
+        assert_eq!(lambda["trace_id"], format!("{:016X}", context.trace_id.low));
+        assert_eq!(lambda["meta"]["error.type"], "Impending Timeout");
+        assert_eq!(work["parent_id"], lambda["span_id"]);
+        assert_eq!(work["trace_id"], lambda["trace_id"]);
+        assert_eq!(work["service"], lambda["service"]);
+    }
+
+    #[test]
+    fn a_trace_takes_at_most_the_handler_span_limit() {
+        let out = Output::default();
+        let processor = processor(&out);
+        let invocation = Arc::new(Invocation {
+            context: InvocationContext {
+                request_id: "r1".into(),
+                ..Default::default()
+            },
+            headers: Default::default(),
+            event: Bytes::from_static(b"{}"),
+        });
+        processor.invocation_started(&invocation, Timestamp::now());
+        let limit = super::super::invocation::MAX_HANDLER_SPANS;
+        let accepted = (0..limit + 5)
+            .filter(|i| processor.adopt_span("r1", Span::new("s", TraceId::default(), *i as u64 + 1, 0)))
+            .count();
+        assert_eq!(accepted, limit);
+    }
+}
