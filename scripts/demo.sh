@@ -14,7 +14,7 @@ run() { # run HANDLER: starts the emulator serving that handler
   target/release/lambda-emulator --listen "127.0.0.1:$port" --function-name demo --timeout 1 \
     --env DD_LAMBDA_HANDLER="$lib:$1" --env DD_FLUSH_TO_LOG=true --env DD_TRACE_ENABLED=true \
     --env DD_SERVICE=demo --env DD_ENV=local \
-    -- target/release/bootstrap >"$log" 2>&1 &
+    -- target/release/bootstrap >>"$log" 2>&1 &
   emulator=$!
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.05; done
 }

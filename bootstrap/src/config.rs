@@ -7,9 +7,30 @@ use std::path::PathBuf;
 
 /// The process environment, captured once. Tests build one from pairs instead of touching the
 /// real environment.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Environment {
     vars: HashMap<String, String>,
+}
+
+/// Variable names whose values are secrets: never printed, even in Debug output.
+fn is_secret(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    ["API_KEY", "SECRET", "TOKEN", "PASSWORD", "CREDENTIAL"]
+        .iter()
+        .any(|part| upper.contains(part))
+}
+
+impl std::fmt::Debug for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&String> = self.vars.keys().collect();
+        names.sort();
+        let mut map = f.debug_map();
+        for name in names {
+            let value = if is_secret(name) { "<redacted>" } else { self.vars[name].as_str() };
+            map.entry(name, &value);
+        }
+        map.finish()
+    }
 }
 
 impl Environment {
@@ -163,6 +184,22 @@ mod tests {
         assert_eq!(config.log.level.as_deref(), Some("debug"));
         let config = Config::from_env(Environment::from_pairs([("AWS_LAMBDA_MAX_CONCURRENCY", "0")]));
         assert_eq!(config.max_concurrency, 1);
+    }
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let env = Environment::from_pairs([
+            ("DD_API_KEY", "abc123secretvalue"),
+            ("AWS_SECRET_ACCESS_KEY", "awssecretvalue"),
+            ("AWS_SESSION_TOKEN", "tokenvalue"),
+            ("DD_SERVICE", "shown"),
+        ]);
+        let printed = format!("{:?}", Config::from_env(env));
+        assert!(
+            !printed.contains("abc123secretvalue") && !printed.contains("awssecretvalue") && !printed.contains("tokenvalue"),
+            "{printed}"
+        );
+        assert!(printed.contains("shown") && printed.contains("DD_API_KEY"), "{printed}");
     }
 
     #[test]
