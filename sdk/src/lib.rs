@@ -126,7 +126,7 @@ mod trace;
 
 pub use context::{ClientApplication, ClientContext, CognitoIdentity, Context, FunctionConfig};
 pub use diagnostic::{Diagnostic, MARSHAL_ERROR_TYPE, UNMARSHAL_ERROR_TYPE};
-pub use metrics::{lambda_metric, set_api_key, MetricValue, TelemetryError};
+pub use metrics::{lambda_metric, set_api_key, MetricValue, TelemetryError, NO_TAGS};
 pub use trace::{LogCorrelation, Span, TraceContext};
 
 /// What the export macros expand to. Not a public API: it changes without notice.

@@ -106,6 +106,21 @@ macro_rules! metric_value_from {
 metric_value_from!(Integer as i64: i64, i32, i16, i8, u32, u16, u8);
 metric_value_from!(Float as f64: f64, f32);
 
+/// No tags, for [`lambda_metric`] (an empty array literal has no element type to infer).
+///
+/// A refused metric is an error like any other, so `?` turns it into the handler's
+/// [`Diagnostic`](crate::Diagnostic) when failing the invocation is what you want:
+///
+/// ```
+/// fn handler(_: serde_json::Value, _: sdk::Context) -> Result<(), sdk::Diagnostic> {
+///     sdk::lambda_metric("jobs.done", 1, sdk::NO_TAGS, None)?;
+///     Ok(())
+/// }
+/// let error = handler(serde_json::Value::Null, sdk::Context::default()).unwrap_err();
+/// assert_eq!(error.error_type, "sdk::metrics::TelemetryError"); // no bootstrap here
+/// ```
+pub const NO_TAGS: [&str; 0] = [];
+
 /// Sends a custom metric, a **distribution** point, as Datadog's `lambda_metric` does: the
 /// bootstrap adds the `dd_lambda_layer` tag and sends it the way the function is configured
 /// (`DD_FLUSH_TO_LOG` stdout line, Datadog API, or the Datadog Extension), after the
@@ -124,7 +139,7 @@ metric_value_from!(Float as f64: f64, f32);
 /// use sdk::{lambda_metric, TelemetryError};
 ///
 /// assert_eq!(lambda_metric("orders.placed", 1, ["shop:eu"], None), Err(TelemetryError::NotAttached));
-/// assert!(matches!(lambda_metric("latency", f64::NAN, [] as [&str; 0], None), Err(TelemetryError::NotFinite { .. })));
+/// assert!(matches!(lambda_metric("latency", f64::NAN, sdk::NO_TAGS, None), Err(TelemetryError::NotFinite { .. })));
 /// let old = std::time::SystemTime::now() - std::time::Duration::from_secs(5 * 3600);
 /// assert!(matches!(lambda_metric("late", 2.5, vec!["a:b".to_string()], Some(old)), Err(TelemetryError::TimestampTooOld { .. })));
 /// ```
