@@ -67,7 +67,10 @@ async fn serve(config: Config, process_started: Timestamp) -> ExitCode {
     let observers = telemetry.observers();
 
     // Registered during init, beside the handler's own init, as Lambda requires of extensions.
-    let (extension, ready) = tokio::join!(register_extension(&client), handler::load(&config, &client));
+    let (extension, ready) = tokio::join!(
+        register_extension(&client),
+        handler::load(&config, &client, telemetry.host_services())
+    );
     let init_finished = Timestamp::now();
     let report = InitReport {
         started: process_started,

@@ -15,6 +15,8 @@
 //! | `unserializable` | anything | `Runtime.MarshalError` |
 //! | `context` | anything | the invocation's [`Context`] as JSON ([`ContextReport`]) |
 //! | `rendezvous` | `{"parties": N, "wait_ms": M}` | waits until N invocations of this process are in it at once (at most M ms): `{"met": bool, "present": n}` |
+//! | `metric` | `{"name", "value", "tags", "from_thread"}`, each optional | `sdk::lambda_metric(name, value, tags)` (default `example.metric`, `1.0`, `["tag:a"]`); `{"sent": true}` or `{"sent": false, "error": "..."}` |
+//! | `traced` | anything | a child span `example.work` (and `example.thread` from a spawned thread); `{"trace", "span_id", "thread_span_id", "headers", "span_headers", "log_correlation"}` |
 //!
 //! The init function fails when `HANDLERS_EXAMPLE_INIT=fail` and panics when it is `panic`, so
 //! the bootstrap's init-error path can be exercised.
@@ -45,6 +47,8 @@ sdk::handler!(raw raw_echo);
 sdk::handler!(async async_echo);
 sdk::handler!(async async_panic);
 sdk::handler!(async async_sleep);
+sdk::handler!(metric);
+sdk::handler!(traced);
 
 /// The variable the init function reads: `fail` or `panic` make init fail.
 pub const INIT_MODE_VARIABLE: &str = "HANDLERS_EXAMPLE_INIT";
@@ -287,3 +291,87 @@ pub fn rendezvous(event: RendezvousEvent, _: Context) -> Result<Rendezvous, Diag
 
 #[cfg(test)]
 mod tests;
+
+/// The event of [`metric`]; every field is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct MetricEvent {
+    /// The metric name (default `example.metric`).
+    pub name: Option<String>,
+    /// The value: an integer stays an integer (default `1.0`).
+    pub value: Option<serde_json::Number>,
+    /// The tags (default `["tag:a"]`).
+    pub tags: Option<Vec<String>>,
+    /// Send from a thread the handler spawns rather than the handler's own thread.
+    pub from_thread: bool,
+}
+
+/// Sends one custom metric with `sdk::lambda_metric` and says whether the sdk accepted it.
+pub fn metric(event: Option<MetricEvent>, _: Context) -> Result<Value, Diagnostic> {
+    let event = event.unwrap_or_default();
+    let name = event.name.unwrap_or_else(|| "example.metric".to_owned());
+    let value = match event.value {
+        Some(number) => match number.as_i64() {
+            Some(integer) => sdk::MetricValue::Integer(integer),
+            None => sdk::MetricValue::Float(number.as_f64().unwrap_or(f64::NAN)),
+        },
+        None => sdk::MetricValue::Float(1.0),
+    };
+    let tags = event.tags.unwrap_or_else(|| vec!["tag:a".to_owned()]);
+    let send = move || sdk::lambda_metric(&name, value, &tags, None);
+    let result = if event.from_thread {
+        std::thread::spawn(send)
+            .join()
+            .map_err(|_| Diagnostic::new("ThreadPanicked", "the metric thread panicked"))?
+    } else {
+        send()
+    };
+    Ok(match result {
+        Ok(()) => serde_json::json!({"sent": true}),
+        Err(error) => serde_json::json!({"sent": false, "error": error.to_string()}),
+    })
+}
+
+/// Creates child spans of the invocation's `aws.lambda` span (one on the handler's thread, one
+/// on a thread it spawns) and answers the ids and headers the sdk exposes (ids as decimal
+/// strings, so no JSON reader rounds them).
+pub fn traced(_: Value, context: Context) -> Result<Value, Diagnostic> {
+    let trace = context.trace().map(|t| {
+        serde_json::json!({
+            "trace_id_high": t.trace_id_high.to_string(),
+            "trace_id_low": t.trace_id_low.to_string(),
+            "span_id": t.span_id.to_string(),
+            "sampling_priority": t.sampling_priority,
+        })
+    });
+    let span = context
+        .span("example.work")
+        .resource("example.resource")
+        .span_type("custom")
+        .tag("example.tag", "yes")
+        .metric("example.count", 3.0);
+    let span_id = span.context().map(|c| c.span_id.to_string());
+    let span_headers = headers_object(span.trace_headers());
+    span.finish();
+
+    let thread_context = context.clone();
+    let thread_span_id = std::thread::spawn(move || {
+        let span = thread_context.span("example.thread");
+        span.context().map(|c| c.span_id.to_string())
+    })
+    .join()
+    .map_err(|_| Diagnostic::new("ThreadPanicked", "the span thread panicked"))?;
+
+    Ok(serde_json::json!({
+        "trace": trace,
+        "span_id": span_id,
+        "thread_span_id": thread_span_id,
+        "headers": headers_object(context.trace_headers()),
+        "span_headers": span_headers,
+        "log_correlation": context.log_correlation().to_string(),
+    }))
+}
+
+fn headers_object(headers: Vec<(String, String)>) -> Value {
+    Value::Object(headers.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
+}

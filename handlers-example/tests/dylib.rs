@@ -67,12 +67,15 @@ fn exports_the_abi_and_every_handler() {
         "async_echo",
         "async_panic",
         "async_sleep",
+        "metric",
+        "traced",
     ];
     for name in names {
         let symbol = format!("{}{name}", abi::HANDLER_SYMBOL_PREFIX);
         assert!(unsafe { library.get::<HandlerFn>(symbol.as_bytes()) }.is_ok(), "no export {symbol}");
     }
     assert!(unsafe { library.get::<HandlerFn>(b"dd_lambda_handler_nope") }.is_err());
+    assert!(unsafe { library.get::<abi::AttachHostFn>(abi::ATTACH_HOST_SYMBOL.as_bytes()) }.is_ok());
 }
 
 #[test]
@@ -106,6 +109,18 @@ fn default_handler_echoes_and_async_panics_are_caught_through_dlopen() {
     let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["errorMessage"], "Lambda panicked: the async_panic handler always panics");
     assert_eq!(call("async_echo", b"[true]"), (abi::STATUS_OK, b"[true]".to_vec()));
+
+    // No host attached (this test is not the bootstrap): telemetry calls say so, never crash.
+    let (status, body) = call("metric", b"{}");
+    assert_eq!(status, abi::STATUS_OK);
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["sent"], false);
+    assert!(body["error"].as_str().unwrap().contains("no host attached"), "{body}");
+    let (status, body) = call("traced", b"{}");
+    assert_eq!(status, abi::STATUS_OK);
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["trace"], serde_json::Value::Null);
+    assert_eq!(body["log_correlation"], "dd.trace_id=0 dd.span_id=0");
 }
 
 /// Runs the library's init with this process's environment and prints the outcome. The test

@@ -9,7 +9,11 @@
 //!   or raw bytes) and optionally [`init!`] for work done once at load;
 //! - [`Context`]: the invocation's request id, deadline, ARN, X-Ray trace id, client context,
 //!   Cognito identity and tenant id, and the function's configuration;
-//! - [`Diagnostic`]: the error Lambda reports, typed by your error's type name unless you choose.
+//! - [`Diagnostic`]: the error Lambda reports, typed by your error's type name unless you choose;
+//! - Datadog telemetry from inside the handler: [`lambda_metric`] (custom distribution
+//!   metrics), [`set_api_key`], and, on the [`Context`], the trace ([`Context::trace`]), child
+//!   spans ([`Context::span`]), propagation headers for outgoing calls
+//!   ([`Context::trace_headers`]) and log-correlation ids ([`Context::log_correlation`]).
 //!
 //! # A complete handler library
 //!
@@ -79,7 +83,34 @@
 //!
 //! - `async` (default): async handlers and init, run on a tokio runtime the library owns.
 //!
-//! Custom metrics from handlers (`lambda_metric`) are planned in a module of their own.
+//!
+//! # Telemetry from the handler
+//!
+//! The `bootstrap` hands the library its host API when it loads it (before init), so these calls
+//! work from the init, sync and async handlers, and threads the handler spawns:
+//!
+//! ```
+//! use sdk::{Context, Diagnostic};
+//!
+//! sdk::export_abi!();
+//!
+//! fn place_order(order: serde_json::Value, context: Context) -> Result<serde_json::Value, Diagnostic> {
+//!     // A distribution point, tagged; sent after the response (here: no bootstrap, so an Err).
+//!     let _ = sdk::lambda_metric("orders.placed", 1, ["shop:eu"], None);
+//!     // A child span of the invocation's `aws.lambda` span, finished when dropped.
+//!     let span = context.span("inventory.reserve").resource("reserve").tag("items", "3");
+//!     // Headers for an outgoing call that continues the trace under that span.
+//!     let _headers = span.trace_headers();
+//!     println!("[{}] order reserved", span.log_correlation());
+//!     Ok(order)
+//! }
+//! sdk::handler!(place_order);
+//! # fn main() {}
+//! ```
+//!
+//! Outside the bootstrap (unit tests, these doctests) there is no host: metrics return
+//! [`TelemetryError::NotAttached`], the trace context is `None`, headers are empty and spans
+//! record nothing. With `DD_TRACE_ENABLED` off, the tracing calls behave the same way.
 #![warn(missing_docs)]
 
 pub mod abi;
@@ -87,11 +118,16 @@ mod context;
 mod diagnostic;
 #[cfg(feature = "async")]
 mod executor;
+mod host;
 mod macros;
+mod metrics;
 mod serve;
+mod trace;
 
 pub use context::{ClientApplication, ClientContext, CognitoIdentity, Context, FunctionConfig};
 pub use diagnostic::{Diagnostic, MARSHAL_ERROR_TYPE, UNMARSHAL_ERROR_TYPE};
+pub use metrics::{lambda_metric, set_api_key, MetricValue, TelemetryError, NO_TAGS};
+pub use trace::{LogCorrelation, Span, TraceContext};
 
 /// What the export macros expand to. Not a public API: it changes without notice.
 #[doc(hidden)]

@@ -1,6 +1,8 @@
 //! The export macros: they write the C functions of [`crate::abi`] around plain Rust functions.
 
-/// Exports the ABI's library-wide functions, `dd_lambda_abi_version` and `dd_lambda_free`.
+/// Exports the ABI's library-wide functions, `dd_lambda_abi_version`, `dd_lambda_free` and
+/// `dd_lambda_attach_host` (which gives [`lambda_metric`](crate::lambda_metric) and the tracing
+/// calls their way to the bootstrap).
 ///
 /// Call it exactly once, at the root of the handler library's crate (`src/lib.rs`). It is a
 /// macro rather than part of the `sdk` crate itself so those two symbols exist only in handler
@@ -48,9 +50,16 @@ macro_rules! export_abi {
                 unsafe { $crate::__private::free(buffer) }
             }
 
+            #[unsafe(export_name = "dd_lambda_attach_host")]
+            unsafe extern "C" fn dd_lambda_attach_host(host: *const $crate::abi::HostApi) {
+                // SAFETY: the bootstrap passes a host API valid while the library is loaded.
+                unsafe { $crate::__private::attach_host(host) }
+            }
+
             // The symbols above must have the ABI's types.
             let _: $crate::abi::AbiVersionFn = dd_lambda_abi_version;
             let _: $crate::abi::FreeFn = dd_lambda_free;
+            let _: $crate::abi::AttachHostFn = dd_lambda_attach_host;
         };
     };
 }

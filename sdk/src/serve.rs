@@ -132,6 +132,15 @@ where
     unsafe { finish_init(out, result) }
 }
 
+/// Keeps the bootstrap's host API (the body of `dd_lambda_attach_host`).
+///
+/// # Safety
+/// `host` is null or valid while the library is loaded.
+pub unsafe fn attach_host(host: *const crate::abi::HostApi) {
+    // SAFETY: forwarded from our caller.
+    unsafe { crate::host::attach(host) }
+}
+
 /// Releases a buffer this library returned (the body of `dd_lambda_free`).
 ///
 /// # Safety

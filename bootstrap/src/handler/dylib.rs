@@ -2,23 +2,28 @@
 //!
 //! The ABI is `sdk::abi`: the library's version is checked at load, each call borrows the
 //! invocation's bytes, and every buffer the library returns goes back to its own free function.
+//! The host API ([`HostBridge`]) is attached before the library's init and lives as long as
+//! the library.
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use libloading::Library;
-use sdk::abi::{self, AbiVersionFn, BorrowedBytes, FreeFn, HandlerFn, InitFn, OwnedBuffer, RawInvocation};
+use sdk::abi::{self, AbiVersionFn, AttachHostFn, BorrowedBytes, FreeFn, HandlerFn, InitFn, OwnedBuffer, RawInvocation};
 
-use super::{BoxFuture, Handler, HandlerOutcome, InitError, Invocation};
+use super::host_api::HostBridge;
+use super::{BoxFuture, Handler, HandlerOutcome, HostServices, InitError, Invocation};
 use crate::runtime_api::ErrorBody;
 
 /// A loaded handler library and the handler picked in it.
 pub struct DylibHandler {
     handler: HandlerFn,
     free: FreeFn,
-    // Dropped last: the function pointers above point into it.
+    // Dropped after the fields above: the function pointers point into it.
     _library: Library,
+    // Dropped after the library: the library may hold the host API until it is unloaded.
+    _host: Option<HostBridge>,
 }
 
 /// The handler is ready; `init_duration` is the time its init function took (zero without one).
@@ -28,8 +33,9 @@ pub struct Loaded {
 }
 
 impl DylibHandler {
-    /// Loads `path`, checks its ABI version, finds handler `name`, and runs its init function.
-    pub fn load(path: &Path, name: &str) -> Result<Loaded, InitError> {
+    /// Loads `path`, checks its ABI version, finds handler `name`, attaches `host` (when the
+    /// library takes one), and runs its init function.
+    pub fn load(path: &Path, name: &str, host: Option<Arc<dyn HostServices>>) -> Result<Loaded, InitError> {
         let shown = path.display().to_string();
         // SAFETY: loading a library runs its initialisers; that is the point of a handler library,
         // which the user asked us to load.
@@ -66,6 +72,20 @@ impl DylibHandler {
             symbol: symbol.clone(),
         })?;
         let init = unsafe { library.get::<InitFn>(abi::INIT_SYMBOL.as_bytes()) }.ok().map(|f| *f);
+        let attach = unsafe { library.get::<AttachHostFn>(abi::ATTACH_HOST_SYMBOL.as_bytes()) }
+            .ok()
+            .map(|f| *f);
+
+        // Before init, so the init can send metrics too.
+        let host = match (host, attach) {
+            (Some(services), Some(attach)) => {
+                let bridge = HostBridge::new(services);
+                // SAFETY: ABI call; the bridge outlives the library (see the field order).
+                unsafe { attach(bridge.api()) };
+                Some(bridge)
+            }
+            _ => None,
+        };
 
         let started = Instant::now();
         if let Some(init) = init {
@@ -83,6 +103,7 @@ impl DylibHandler {
                 handler,
                 free,
                 _library: library,
+                _host: host,
             },
             init_duration,
         })

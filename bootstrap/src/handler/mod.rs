@@ -3,6 +3,8 @@
 //! lifecycle and telemetry never care which one runs.
 pub mod dylib;
 pub mod exec;
+mod host;
+pub mod host_api;
 mod resolve;
 
 use std::future::Future;
@@ -15,6 +17,7 @@ use http::HeaderMap;
 use crate::lifecycle::{InitReport, Timestamp};
 use crate::runtime_api::{ErrorBody, InvocationContext};
 
+pub use host::{ActiveTraceContext, HostServices};
 pub use resolve::{resolve, HandlerSpec};
 
 /// A boxed future, for the object-safe [`Handler`] trait.
@@ -158,13 +161,18 @@ pub struct Ready {
 }
 
 /// Resolves `DD_LAMBDA_HANDLER` and makes the handler ready: loads a library (and runs its
-/// init) or starts an executable.
-pub async fn load(config: &crate::config::Config, client: &crate::runtime_api::RuntimeApiClient) -> Result<Ready, InitError> {
+/// init) or starts an executable. `host` is what a library may ask of the bootstrap (custom
+/// metrics, its trace, spans); it is attached before the library's init.
+pub async fn load(
+    config: &crate::config::Config,
+    client: &crate::runtime_api::RuntimeApiClient,
+    host: Arc<dyn HostServices>,
+) -> Result<Ready, InitError> {
     match resolve(config.handler.as_deref(), &config.task_root)? {
         HandlerSpec::Library { path, name } => {
             // Loading runs the library's initialisers and init function: keep them off the
             // runtime's worker threads.
-            let loaded = tokio::task::spawn_blocking(move || dylib::DylibHandler::load(&path, &name))
+            let loaded = tokio::task::spawn_blocking(move || dylib::DylibHandler::load(&path, &name, Some(host)))
                 .await
                 .map_err(|e| InitError::HandlerInit(ErrorBody::new("Runtime.InitError", format!("the handler's init crashed: {e}"))))??;
             Ok(Ready {

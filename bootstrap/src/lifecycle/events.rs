@@ -97,4 +97,9 @@ pub enum LifecycleEvent {
 /// Receives lifecycle events; the returned future is awaited before the lifecycle moves on.
 pub trait LifecycleObserver: Send + Sync + 'static {
     fn observe<'a>(&'a self, event: &'a LifecycleEvent) -> BoxFuture<'a, ()>;
+
+    /// The handler is about to be called for `invocation` (`handler_started` is the report's
+    /// `handler_started`). Runs between `/next` and the answer, so it must be cheap and must
+    /// not block: record what is needed and do the work later (or when the handler asks).
+    fn invocation_started(&self, _invocation: &Arc<Invocation>, _handler_started: Timestamp) {}
 }

@@ -156,6 +156,7 @@ impl Lifecycle {
         let cold_start = self.cold_start.swap(false, Ordering::SeqCst);
         watch.arm(&invocation, received, cold_start);
         let handler_started = Timestamp::now();
+        self.observers.invocation_started(&invocation, handler_started);
         let outcome = self.handler.invoke(invocation.clone()).await;
         let handler_finished = Timestamp::now();
         let timed_out = watch.disarm();

@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
-use super::{LifecycleEvent, LifecycleObserver};
+use super::{LifecycleEvent, LifecycleObserver, Timestamp};
+use crate::handler::Invocation;
 
 /// The telemetry consumers of lifecycle events, notified in order.
 #[derive(Clone, Default)]
@@ -17,6 +18,14 @@ impl Observers {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Tells every observer the handler is about to run (synchronous and cheap, see
+    /// [`LifecycleObserver::invocation_started`]).
+    pub fn invocation_started(&self, invocation: &Arc<Invocation>, handler_started: Timestamp) {
+        for observer in &self.0 {
+            observer.invocation_started(invocation, handler_started);
+        }
     }
 
     /// Delivers one event to every observer and waits until each has dealt with it.

@@ -3,13 +3,17 @@
 //! [`Telemetry::from_config`] builds the processors the configuration asks for; each is a
 //! [`crate::lifecycle::LifecycleObserver`], so the lifecycle tells them what happened and
 //! waits for their flush before it asks for the next invocation.
+mod host;
 pub mod metrics;
 pub mod traces;
 
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::handler::HostServices;
 use crate::lifecycle::Observers;
+
+pub use host::TelemetryHost;
 
 use self::metrics::{MetricsConfig, MetricsOutputs, MetricsProcessor};
 use self::traces::{FunctionInfo, TraceConfig, TraceProcessor, TraceSink};
@@ -33,6 +37,11 @@ impl Telemetry {
             Arc::new(TraceProcessor::new(trace_config, FunctionInfo::from_config(&config.function), sink))
         });
         Self { metrics, traces }
+    }
+
+    /// What a handler library may ask of telemetry (pass to `handler::load`).
+    pub fn host_services(&self) -> Arc<dyn HostServices> {
+        Arc::new(TelemetryHost::new(self.metrics.clone(), self.traces.clone()))
     }
 
     /// The lifecycle observers, traces first: their line is the cheaper one to lose at a timeout.

@@ -17,6 +17,10 @@ use crate::runtime_api::{ErrorBody, InvocationContext};
 /// First invocations this long after init count as proactive initialization (§5.12).
 const PROACTIVE_INIT_AFTER_NS: i64 = 10_000_000_000;
 
+/// Spans a handler may add to one invocation's trace; more are dropped, so a handler creating
+/// spans in a loop cannot grow the bootstrap's memory without bound.
+pub const MAX_HANDLER_SPANS: usize = 1000;
+
 /// How the invocation ended, as far as its spans care.
 #[derive(Clone, Copy, Debug)]
 pub enum InvocationResult<'a> {
@@ -83,6 +87,8 @@ pub struct InvocationTrace {
     invoked_function_arn: String,
     start_ns: i64,
     event: Value,
+    /// Spans the handler created (dylib sdk), added to the trace when it finishes.
+    handler_spans: Vec<Span>,
 }
 
 impl InvocationTrace {
@@ -153,7 +159,26 @@ impl InvocationTrace {
             invoked_function_arn: invocation.invoked_function_arn.clone(),
             start_ns,
             event,
+            handler_spans: Vec::new(),
         }
+    }
+
+    /// Adds a span the handler finished: into this trace, under the `aws.lambda` span unless it
+    /// names another parent, in the function's service unless it names one. `false` (span
+    /// dropped) past [`MAX_HANDLER_SPANS`].
+    pub fn adopt(&mut self, mut span: Span, default_service: &str) -> bool {
+        if self.handler_spans.len() >= MAX_HANDLER_SPANS {
+            return false;
+        }
+        span.trace_id = self.trace_id;
+        if span.parent_id == 0 {
+            span.parent_id = self.function_span_id;
+        }
+        if span.service.is_empty() {
+            span.service = default_service.to_owned();
+        }
+        self.handler_spans.push(span);
+        true
     }
 
     /// The context a child (tracer, outgoing call) continues: this trace, parented on the
@@ -295,6 +320,7 @@ impl InvocationTrace {
         };
         spans.push(function_span);
         spans.extend(load_span);
+        spans.extend(self.handler_spans);
         finalize(&mut spans, &self.propagated, self.sampling_priority);
         spans
     }
@@ -339,6 +365,17 @@ pub fn build_invocation_trace(report: &crate::lifecycle::InvocationReport, funct
         function,
         report.handler_started.epoch_ns(),
     );
+    finish_invocation_trace(trace, report, function, config)
+}
+
+/// Finishes a trace begun earlier (when the handler asked for its context) with the report of
+/// its invocation.
+pub fn finish_invocation_trace(
+    trace: InvocationTrace,
+    report: &crate::lifecycle::InvocationReport,
+    function: &FunctionInfo,
+    config: &TraceConfig,
+) -> Vec<Span> {
     let completion = Completion {
         result: InvocationResult::from_outcome(&report.outcome, report.timed_out),
         end_ns: report.handler_finished.epoch_ns(),

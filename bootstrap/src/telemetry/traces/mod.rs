@@ -20,7 +20,7 @@ pub use config::{PropagationStyle, TraceConfig};
 pub use extract::{ContextSource, TraceContext};
 pub use forwarder::forwarder_line;
 pub use function_span::FunctionInfo;
-pub use invocation::{build_invocation_trace, Completion, InvocationResult, InvocationTrace};
+pub use invocation::{build_invocation_trace, finish_invocation_trace, Completion, InvocationResult, InvocationTrace};
 pub use processor::{TraceProcessor, TraceSink};
 pub use span::{Span, SpanLink, TraceId};
 pub use trigger::detect;

@@ -1,13 +1,15 @@
 //! Turns lifecycle events into finished traces and hands them to a sink: the Forwarder's stdout
 //! line, or a trace agent (the Datadog Extension, or `DD_TRACE_AGENT_URL` / `DD_AGENT_HOST`).
+use std::collections::HashMap;
 use std::io::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use super::extract::{self, TraceContext};
 use super::function_span::FunctionInfo;
-use super::invocation::{build_invocation_trace, Completion, InvocationResult, InvocationTrace};
+use super::invocation::{finish_invocation_trace, Completion, InvocationResult, InvocationTrace};
 use super::{forwarder_line, Span, TraceConfig};
-use crate::handler::BoxFuture;
-use crate::lifecycle::{LifecycleEvent, LifecycleObserver};
+use crate::handler::{BoxFuture, Invocation};
+use crate::lifecycle::{LifecycleEvent, LifecycleObserver, Timestamp};
 use crate::sinks::trace_agent::TraceAgentClient;
 
 /// Where finished traces go, chosen as Datadog's tracer chooses (§5.15).
@@ -62,6 +64,17 @@ pub struct TraceProcessor {
     sink: TraceSink,
     /// The request whose trace already went out when its timeout approached.
     flushed_at_timeout: Mutex<Option<String>>,
+    /// Invocations whose handler is running, by request id: a handler asking for its trace
+    /// begins it here, and the trace sent after the response is that same one.
+    in_flight: Mutex<HashMap<String, Arc<InFlight>>>,
+}
+
+/// An invocation whose handler is running. Its trace is begun only when the handler asks for
+/// it (parsing the event is work the invocation's path otherwise never pays).
+struct InFlight {
+    invocation: Arc<Invocation>,
+    handler_started_ns: i64,
+    trace: Mutex<Option<InvocationTrace>>,
 }
 
 impl TraceProcessor {
@@ -71,7 +84,66 @@ impl TraceProcessor {
             function: Mutex::new(function),
             sink,
             flushed_at_timeout: Mutex::new(None),
+            in_flight: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Registers an invocation whose handler starts now (the lifecycle's synchronous hook): an
+    /// insert, nothing parsed.
+    pub fn invocation_started(&self, invocation: &Arc<Invocation>, handler_started: Timestamp) {
+        let entry = Arc::new(InFlight {
+            invocation: invocation.clone(),
+            handler_started_ns: handler_started.epoch_ns(),
+            trace: Mutex::new(None),
+        });
+        if let Ok(mut in_flight) = self.in_flight.lock() {
+            in_flight.insert(invocation.context.request_id.clone(), entry);
+        }
+    }
+
+    /// Runs `f` on the trace of in-flight request `request_id`, beginning it on first use;
+    /// `None` when the request is not in flight.
+    fn with_trace<R>(&self, request_id: &str, f: impl FnOnce(&mut InvocationTrace) -> R) -> Option<R> {
+        let entry = self.in_flight.lock().ok()?.get(request_id)?.clone();
+        let mut slot = entry.trace.lock().ok()?;
+        let trace = slot.get_or_insert_with(|| self.begin(&entry.invocation, entry.handler_started_ns));
+        Some(f(trace))
+    }
+
+    fn begin(&self, invocation: &Invocation, start_ns: i64) -> InvocationTrace {
+        let event = serde_json::from_slice(&invocation.event).unwrap_or(serde_json::Value::Null);
+        InvocationTrace::begin(event, &invocation.context, &self.config, &self.function(), start_ns)
+    }
+
+    /// Removes `request_id` from the in-flight set; its trace when the handler began one.
+    fn take_trace(&self, request_id: &str) -> Option<InvocationTrace> {
+        let entry = self.in_flight.lock().ok()?.remove(request_id)?;
+        let trace = entry.trace.lock().ok()?.take();
+        trace
+    }
+
+    /// The context a handler continues (its trace, parented on the `aws.lambda` span).
+    pub fn child_context(&self, request_id: &str) -> Option<TraceContext> {
+        self.with_trace(request_id, |trace| trace.child_context())
+    }
+
+    /// Propagation headers for an outgoing call of the handler, in the configured styles,
+    /// parented on `parent_span_id` (else the `aws.lambda` span).
+    pub fn injection_headers(&self, request_id: &str, parent_span_id: Option<u64>) -> Option<Vec<(String, String)>> {
+        self.with_trace(request_id, |trace| {
+            let mut context = trace.child_context();
+            if let Some(parent) = parent_span_id {
+                context.parent_id = parent;
+            }
+            extract::injection_headers(&context, &self.config)
+        })
+    }
+
+    /// Adds a span the handler finished to its invocation's trace; `false` when the request is
+    /// not in flight (its trace already went out) or the trace has too many handler spans.
+    pub fn adopt_span(&self, request_id: &str, span: Span) -> bool {
+        let service = self.function().service(&self.config);
+        self.with_trace(request_id, |trace| trace.adopt(span, &service)).unwrap_or(false)
     }
 
     fn function(&self) -> FunctionInfo {
@@ -89,6 +161,7 @@ impl TraceProcessor {
                 }
             }
             LifecycleEvent::Invocation(report) => {
+                let begun = self.take_trace(&report.invocation.context.request_id);
                 let already_sent = self
                     .flushed_at_timeout
                     .lock()
@@ -98,7 +171,9 @@ impl TraceProcessor {
                 if already_sent {
                     return;
                 }
-                let spans = build_invocation_trace(report, &self.function(), &self.config);
+                let function = self.function();
+                let trace = begun.unwrap_or_else(|| self.begin(&report.invocation, report.handler_started.epoch_ns()));
+                let spans = finish_invocation_trace(trace, report, &function, &self.config);
                 self.sink.send(spans).await;
             }
             LifecycleEvent::TimeoutApproaching {
@@ -108,8 +183,9 @@ impl TraceProcessor {
                 cold_start,
             } => {
                 let function = self.function();
-                let event = serde_json::from_slice(&invocation.event).unwrap_or(serde_json::Value::Null);
-                let trace = InvocationTrace::begin(event, &invocation.context, &self.config, &function, received.epoch_ns());
+                let trace = self
+                    .take_trace(&invocation.context.request_id)
+                    .unwrap_or_else(|| self.begin(invocation, received.epoch_ns()));
                 let completion = Completion {
                     result: InvocationResult::TimedOut,
                     end_ns: at.epoch_ns(),
@@ -129,5 +205,139 @@ impl TraceProcessor {
 impl LifecycleObserver for TraceProcessor {
     fn observe<'a>(&'a self, event: &'a LifecycleEvent) -> BoxFuture<'a, ()> {
         Box::pin(self.handle(event))
+    }
+
+    fn invocation_started(&self, invocation: &Arc<Invocation>, handler_started: Timestamp) {
+        TraceProcessor::invocation_started(self, invocation, handler_started);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use serde_json::Value;
+
+    use super::*;
+    use crate::config::Environment;
+    use crate::handler::HandlerOutcome;
+    use crate::lifecycle::InvocationReport;
+    use crate::runtime_api::InvocationContext;
+    use crate::telemetry::traces::TraceId;
+
+    #[derive(Clone, Default)]
+    struct Output(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Output {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn processor(out: &Output) -> TraceProcessor {
+        let env = Environment::from_pairs([("DD_TRACE_ENABLED", "true"), ("AWS_LAMBDA_FUNCTION_NAME", "my-fn")]);
+        let function = FunctionInfo {
+            name: "my-fn".into(),
+            initialization_type: "on-demand".into(),
+            init_window_ns: None,
+        };
+        TraceProcessor::new(
+            TraceConfig::from_env(&env),
+            function,
+            TraceSink::Stdout(Mutex::new(Box::new(out.clone()))),
+        )
+    }
+
+    fn trace_lines(out: &Output) -> Vec<Vec<Value>> {
+        String::from_utf8(out.0.lock().unwrap().clone())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["traces"][0].as_array().unwrap().clone())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_trace_begun_by_the_handler_goes_out_once_at_the_timeout() {
+        let out = Output::default();
+        let processor = processor(&out);
+        let invocation = Arc::new(Invocation {
+            context: InvocationContext {
+                request_id: "r1".into(),
+                invoked_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:my-fn".into(),
+                ..Default::default()
+            },
+            headers: Default::default(),
+            event: Bytes::from_static(b"{}"),
+        });
+        let started = Timestamp::now();
+        processor.invocation_started(&invocation, started);
+        let context = processor.child_context("r1").unwrap();
+        let mut span = Span::new("work", TraceId::default(), 5, 0);
+        span.start_ns = started.epoch_ns();
+        assert!(processor.adopt_span("r1", span));
+
+        let at = Timestamp {
+            monotonic: started.monotonic + Duration::from_millis(50),
+            wall: started.wall + Duration::from_millis(50),
+        };
+        let timeout = LifecycleEvent::TimeoutApproaching {
+            invocation: invocation.clone(),
+            received: started,
+            at,
+            cold_start: false,
+        };
+        processor.observe(&timeout).await;
+        assert!(processor.child_context("r1").is_none(), "no longer in flight");
+        assert!(!processor.adopt_span("r1", Span::new("late", TraceId::default(), 6, 0)));
+
+        let report = InvocationReport {
+            invocation,
+            cold_start: false,
+            received: started,
+            handler_started: started,
+            handler_finished: at,
+            answered: at,
+            outcome: HandlerOutcome::Response(Bytes::new()),
+            answer_error: None,
+            timed_out: true,
+        };
+        processor.observe(&LifecycleEvent::Invocation(Arc::new(report))).await;
+
+        let traces = trace_lines(&out);
+        assert_eq!(traces.len(), 1, "sent once, at the timeout");
+        let spans = &traces[0];
+        let lambda = spans.iter().find(|s| s["name"] == "aws.lambda").unwrap();
+        let work = spans.iter().find(|s| s["name"] == "work").unwrap();
+        assert_eq!(lambda["span_id"], format!("{:016X}", context.parent_id));
+        assert_eq!(lambda["trace_id"], format!("{:016X}", context.trace_id.low));
+        assert_eq!(lambda["meta"]["error.type"], "Impending Timeout");
+        assert_eq!(work["parent_id"], lambda["span_id"]);
+        assert_eq!(work["trace_id"], lambda["trace_id"]);
+        assert_eq!(work["service"], lambda["service"]);
+    }
+
+    #[test]
+    fn a_trace_takes_at_most_the_handler_span_limit() {
+        let out = Output::default();
+        let processor = processor(&out);
+        let invocation = Arc::new(Invocation {
+            context: InvocationContext {
+                request_id: "r1".into(),
+                ..Default::default()
+            },
+            headers: Default::default(),
+            event: Bytes::from_static(b"{}"),
+        });
+        processor.invocation_started(&invocation, Timestamp::now());
+        let limit = super::super::invocation::MAX_HANDLER_SPANS;
+        let accepted = (0..limit + 5)
+            .filter(|i| processor.adopt_span("r1", Span::new("s", TraceId::default(), *i as u64 + 1, 0)))
+            .count();
+        assert_eq!(accepted, limit);
     }
 }
