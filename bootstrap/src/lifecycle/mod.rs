@@ -17,7 +17,7 @@ pub use deadline::DeadlineWatch;
 pub use events::{InitReport, InvocationReport, LifecycleEvent, LifecycleObserver, Timestamp};
 pub use observers::Observers;
 
-use crate::handler::{Handler, HandlerOutcome, Invocation};
+use crate::handler::{Handler, HandlerOutcome, Invocation, TimedOutcome};
 use crate::runtime_api::{header_names, ClientError, ErrorBody, RuntimeApiClient, MAX_RESPONSE_BYTES};
 
 /// How long before the deadline the timeout watch fires, unless configured
@@ -96,6 +96,12 @@ impl Lifecycle {
                     return;
                 }
             }
+            if let Some(reinit) = self.handler.before_next().await {
+                // The handler had to start afresh (an exec child that died): the next invocation
+                // is a cold start again, after an init telemetry hears about.
+                self.cold_start.store(true, Ordering::SeqCst);
+                self.observers.notify(&LifecycleEvent::Init(Arc::new(reinit))).await;
+            }
             let next = match self.client.next().await {
                 Ok(next) => {
                     backoff = Duration::from_millis(10);
@@ -143,6 +149,11 @@ impl Lifecycle {
         }
     }
 
+    /// Passes the shutdown on to the handler (an exec child gets SIGTERM and `grace` to exit).
+    pub async fn shutdown_handler(&self, grace: Duration) {
+        self.handler.shutdown(grace).await;
+    }
+
     /// Waits until no invocation is being served or flushed (every worker is back at `/next`), so
     /// a shutdown does not cut an invocation's telemetry short.
     pub async fn idle(&self) {
@@ -155,10 +166,12 @@ impl Lifecycle {
     async fn serve(&self, invocation: Arc<Invocation>, received: Timestamp, watch: &DeadlineWatch) -> InvocationReport {
         let cold_start = self.cold_start.swap(false, Ordering::SeqCst);
         watch.arm(&invocation, received, cold_start);
-        let handler_started = Timestamp::now();
-        self.observers.invocation_started(&invocation, handler_started);
-        let outcome = self.handler.invoke(invocation.clone()).await;
-        let handler_finished = Timestamp::now();
+        self.observers.invocation_started(&invocation, Timestamp::now());
+        let TimedOutcome {
+            outcome,
+            handler_started,
+            handler_finished,
+        } = self.handler.invoke_timed(invocation.clone()).await;
         let timed_out = watch.disarm();
         let (outcome, answer_error) = self.answer(&invocation, outcome).await;
         let answered = Timestamp::now();
