@@ -11,7 +11,9 @@
 //! - our own addition for test suites, `GET /2015-03-31/emulator/stats`: a JSON object of
 //!   counters that only grow ([`StatsSnapshot`]): `invokes_received`, `answers_delivered`,
 //!   `answers_refused` (duplicated or late `/response` and `/error`), `function_errors`,
-//!   `timeouts`, `runtime_starts`, `runtime_exits`, `init_errors`, `responses_too_large`.
+//!   `timeouts`, `runtime_starts`, `runtime_exits`, `init_errors`, `responses_too_large`; and
+//!   two facts about the current runtime for benches: `runtime_pid` and
+//!   `first_next_after_start_us` (spawn to its first `/next`), `null` when unknown.
 //!
 //! The runtime runs in a process group of its own, started at once (the init phase) and again on
 //! the invoke after a timeout, exit or init error. Invocations run one at a time, or up to

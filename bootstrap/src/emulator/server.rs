@@ -68,7 +68,7 @@ impl Emulator {
     }
 
     pub fn stats(&self) -> StatsSnapshot {
-        self.sandbox.stats.snapshot()
+        self.sandbox.stats_snapshot()
     }
 
     /// Lambda's shutdown of the sandbox (see [`Sandbox::shutdown`]), then stops listening.
@@ -111,7 +111,7 @@ async fn route(sandbox: Arc<Sandbox>, request: Request<Incoming>) -> Response<Re
     match (&method, segments.as_slice()) {
         (&Method::POST, ["2015-03-31", "functions", _, "invocations"]) => invoke::handle(sandbox, request).await,
         (&Method::GET, ["2015-03-31", "emulator", "stats"]) => {
-            let stats = serde_json::to_value(sandbox.stats.snapshot()).unwrap_or_default();
+            let stats = serde_json::to_value(sandbox.stats_snapshot()).unwrap_or_default();
             json(StatusCode::OK, &stats)
         }
         (&Method::GET, ["2018-06-01", "runtime", "invocation", "next"]) => runtime::next(&sandbox).await,

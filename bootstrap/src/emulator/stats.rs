@@ -34,6 +34,13 @@ pub struct StatsSnapshot {
     pub runtime_exits: u64,
     pub init_errors: u64,
     pub responses_too_large: u64,
+    /// The current runtime's process id (its process group leader); `None` when none runs.
+    #[serde(default)]
+    pub runtime_pid: Option<u32>,
+    /// Microseconds from spawning the current runtime to its first `/next`: its cold start as
+    /// the Runtime API sees it. `None` until that `/next` arrives.
+    #[serde(default)]
+    pub first_next_after_start_us: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -80,6 +87,8 @@ impl Stats {
             runtime_exits: read(Counter::RuntimeExits),
             init_errors: read(Counter::InitErrors),
             responses_too_large: read(Counter::ResponsesTooLarge),
+            runtime_pid: None,
+            first_next_after_start_us: None,
         }
     }
 }
