@@ -14,7 +14,9 @@ async fn stats_name_the_current_runtime_and_its_first_next() {
     let first = emulator.invoke(r#"{"action":"context"}"#).await.json();
     let stats = emulator.stats().await;
     assert_eq!(stats["runtime_pid"], first["pid"]);
-    let cold_start = stats["first_next_after_start_us"].as_u64().expect("set once the runtime polled /next");
+    let cold_start = stats["first_next_after_start_us"]
+        .as_u64()
+        .expect("set once the runtime polled /next");
     assert!(cold_start > 0, "{stats}");
 
     // A crash: the next invoke runs a new runtime, and the stats follow it.
