@@ -234,8 +234,14 @@ fn case_goal_lines(case: &CaseResult) -> Vec<String> {
     lines
 }
 
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or_default()
+/// The first line of `text`, cut to a table-friendly length (results.json keeps it whole).
+fn first_line(text: &str) -> String {
+    const SHOWN: usize = 160;
+    let line = text.lines().next().unwrap_or_default();
+    match line.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("{}...", &line[..cut]),
+        None => line.to_owned(),
+    }
 }
 
 /// Writes `results.json` into `dir` (created if needed); returns its path.
