@@ -167,7 +167,7 @@ pub fn table(results: &Results) -> String {
     if !results.ratios.is_empty() {
         let _ = writeln!(
             out,
-            "\n{:<12} {:>6} {:>6} {:>6}   {:<32} meaning",
+            "\n{:<12} {:>6} {:>6} {:>6}   {:<34} meaning",
             "ratio", "mean", "p50", "p99", "goal"
         );
         for ratio in &results.ratios {
@@ -177,7 +177,7 @@ pub fn table(results: &Results) -> String {
             };
             let _ = writeln!(
                 out,
-                "{:<12} {:>6.3} {:>6.3} {:>6.3}   {:<32} {}",
+                "{:<12} {:>6.3} {:>6.3} {:>6.3}   {:<34} {}",
                 ratio.name, ratio.mean, ratio.p50, ratio.p99, goal, ratio.meaning
             );
         }
