@@ -48,9 +48,9 @@ use clap::Parser;
 #[derive(Parser, Debug)]
 #[command(name = "bench")]
 struct Cli {
-    /// Timed invokes per case.
-    #[arg(long, default_value_t = 10_000)]
-    invocations: usize,
+    /// Timed invokes per case [default: 10000; with --quick: 1000].
+    #[arg(long)]
+    invocations: Option<usize>,
     /// A short run: 1 000 invokes and 5 cold starts per case (unless given explicitly).
     #[arg(long)]
     quick: bool,
@@ -89,11 +89,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<(), BenchError> {
-    let invocations = if cli.quick && cli.invocations == 10_000 {
-        1_000
-    } else {
-        cli.invocations
-    };
+    let invocations = cli.invocations.unwrap_or(if cli.quick { 1_000 } else { 10_000 });
     let plan = Plan {
         invocations,
         round_size: invocations.div_ceil(10).max(1),
