@@ -1,1 +1,223 @@
-fn main() {}
+//! `bench`: our `bootstrap` against what a user would pick instead, side by side in one run.
+//!
+//! ```text
+//! cargo build --release --workspace && target/release/bench [--invocations N] [--quick] [--out bench-results]
+//! # or, once the workspace is built:
+//! cargo run --release -p benches --bin bench -- [--invocations N] [--quick] [--out bench-results]
+//! ```
+//!
+//! It builds nothing itself (so it measures exactly the binaries you built): it needs
+//! `target/release/{lambda-emulator, bootstrap, libhandlers_example.so, lambda-runtime-echo,
+//! bare-loop}` and says which is missing. Everything runs on 127.0.0.1.
+//!
+//! For each case (default `a,b,c`; see `--cases` and `src/cases.rs`), a `lambda-emulator` runs
+//! the case's runtime, and the bench sends N sequential invokes (default 10 000, `--quick`
+//! 1 000) over one keep-alive connection, after an untimed warm-up that checks the echo:
+//! - (a) `bootstrap` + the `echo` export of `libhandlers_example.so`, telemetry on;
+//! - (b) `lambda-runtime-echo`, AWS's `lambda_runtime` crate, run directly by the emulator;
+//! - (c) `bare-loop`, a runtime that only does `/next` -> `/response` (the floor).
+//!
+//! The cases alternate in rounds of N/10 invokes (the first case rotates each round), so
+//! machine noise hits them alike; a progress line goes to stderr after each round.
+//!
+//! Printed (stdout) and written to `<out>/results.json`: per case the client-side mean, p50 and
+//! p99 per invoke; the ratios a/b and a/c (of the mean, p50 and p99), judged on the mean and on
+//! the p50 against the issues' goals (a/b <= 1.0, a/c <= 1.3); the cold start, median over
+//! `--cold-starts` fresh runtimes (default 20, `--quick` 5) of the time from the runtime's
+//! spawn to its first `/next`, measured by the emulator
+//! (`first_next_after_start_us` in its stats); the peak RSS (VmHWM summed over the runtime's
+//! process group) after the N invokes; and the stripped size of `target/release/bootstrap`.
+//! `--samples` also writes every per-invoke time, `<out>/samples-<case>.csv`, for plots.
+//!
+//! More cases are defined and run with `--cases`: `a-off` (telemetry off), `d` (the
+//! lambda_runtime echo behind our bootstrap, exec mode), `e` / `e-direct` (the awslambdaric echo
+//! behind our bootstrap / directly) and `f` (awslambdaric wrapped by datadog-lambda); the Python
+//! ones need `.venv` (`scripts/setup-peers.sh`). A case that fails to start or to echo is
+//! skipped with its reason; the others still run.
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use benches::cases::{self, Layout};
+use benches::report::{self, CaseResult, Results, SkippedCase};
+use benches::timing::{self, Plan, Subject, EVENT};
+use benches::{cold_start, machine, summary, BenchError};
+use clap::Parser;
+
+/// Side-by-side Lambda runtime benchmark through lambda-emulator (see the crate docs).
+#[derive(Parser, Debug)]
+#[command(name = "bench")]
+struct Cli {
+    /// Timed invokes per case [default: 10000; with --quick: 1000].
+    #[arg(long)]
+    invocations: Option<usize>,
+    /// A short run: 1 000 invokes and 5 cold starts per case (unless given explicitly).
+    #[arg(long)]
+    quick: bool,
+    /// Where results.json (and the samples) go.
+    #[arg(long, default_value = "bench-results")]
+    out: PathBuf,
+    /// Cases to run, comma separated (known: a, a-off, b, c, d, e, e-direct, f).
+    #[arg(long, value_delimiter = ',', default_values_t = cases::DEFAULT_CASES.iter().map(|s| s.to_string()))]
+    cases: Vec<String>,
+    /// Fresh starts per case for the cold start (0 skips it).
+    #[arg(long)]
+    cold_starts: Option<usize>,
+    /// Untimed invokes per case before timing.
+    #[arg(long)]
+    warmup: Option<usize>,
+    /// Write every per-invoke time to <out>/samples-<case>.csv.
+    #[arg(long)]
+    samples: bool,
+    /// The directory of the built binaries [default: the directory of this bench binary].
+    #[arg(long)]
+    release_dir: Option<PathBuf>,
+    /// The Python with awslambdaric (cases e, e-direct, f) [default: <repo>/.venv/bin/python].
+    #[arg(long)]
+    python: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("bench: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<(), BenchError> {
+    let invocations = cli.invocations.unwrap_or(if cli.quick { 1_000 } else { 10_000 });
+    let plan = Plan {
+        invocations,
+        round_size: invocations.div_ceil(10).max(1),
+        warmup: cli.warmup.unwrap_or(if cli.quick { 50 } else { 200 }),
+    };
+    let cold_starts = cli.cold_starts.unwrap_or(if cli.quick { 5 } else { 20 });
+    let layout = layout(cli);
+    let emulator = layout.emulator();
+    if !emulator.exists() {
+        return Err(BenchError::MissingBinary { path: emulator });
+    }
+    let selected = cases::select(&cases::catalogue(&layout), &cli.cases)?;
+    let machine = machine::describe();
+    let date_utc = machine::utc_now();
+
+    eprintln!("[bench] starting {} case(s): {}", selected.len(), cli.cases.join(", "));
+    let mut subjects = Vec::new();
+    let mut skipped = Vec::new();
+    for case in &selected {
+        match Subject::start(&emulator, case, &plan) {
+            Ok(subject) => subjects.push(subject),
+            Err(err) => {
+                eprintln!("[bench] skipping case {}: {err}", case.id);
+                skipped.push(SkippedCase {
+                    id: case.id.to_owned(),
+                    title: case.title.to_owned(),
+                    reason: err.to_string(),
+                });
+            }
+        }
+    }
+
+    let started = Instant::now();
+    let rounds = plan.rounds();
+    timing::run_interleaved(&mut subjects, &plan, |done, subjects| {
+        let p50s: Vec<String> = subjects
+            .iter()
+            .map(|s| {
+                let last = &s.samples_ns[s.samples_ns.len().saturating_sub(plan.round_size)..];
+                format!("{} {:.1} µs", s.case.id, summary::latency(last).p50_us)
+            })
+            .collect();
+        eprintln!(
+            "[bench] {:>3}% {} invokes per case, {:.1} s (last round p50: {})",
+            done * 100 / rounds.max(1),
+            subjects.first().map_or(0, |s| s.samples_ns.len()),
+            started.elapsed().as_secs_f64(),
+            p50s.join(", ")
+        );
+    })?;
+    let finished = subjects.into_iter().map(Subject::finish).collect::<Result<Vec<_>, _>>()?;
+
+    let ran: Vec<cases::Case> = finished.iter().map(|f| f.case.clone()).collect();
+    let cold = if cold_starts > 0 && !ran.is_empty() {
+        eprintln!("[bench] cold starts: {cold_starts} fresh runtime(s) per case");
+        let step = cold_starts.div_ceil(10);
+        cold_start::measure(&emulator, &ran, cold_starts, |done| {
+            if done % step == 0 || done == cold_starts {
+                eprintln!("[bench] cold starts {done}/{cold_starts}");
+            }
+        })?
+    } else {
+        vec![Vec::new(); ran.len()]
+    };
+
+    let mut results_cases = Vec::new();
+    for (run, cold) in finished.into_iter().zip(cold) {
+        let samples_file = if cli.samples {
+            Some(report::write_samples(&cli.out, run.case.id, &run.samples_ns)?.display().to_string())
+        } else {
+            None
+        };
+        let slope_points: Vec<(f64, f64)> = run.memory.iter().map(|m| (m.invocations as f64, m.rss_kb as f64)).collect();
+        results_cases.push(CaseResult {
+            id: run.case.id.to_owned(),
+            title: run.case.title.to_owned(),
+            command: run.case.command.iter().map(|a| a.to_string_lossy().into_owned()).collect(),
+            env: run.case.env.iter().cloned().collect(),
+            latency: summary::latency(&run.samples_ns),
+            cold_start: summary::cold_start(&cold),
+            peak_rss_kb: run.final_memory.peak_kb,
+            rss_kb: run.final_memory.rss_kb,
+            processes: run.final_memory.processes,
+            memory_over_run: run.memory,
+            rss_slope_kb_per_10k: summary::slope(&slope_points).map(|s| s * 10_000.0),
+            runtime_starts: run.stats.runtime_starts,
+            goals: run.case.goals,
+            samples_file,
+        });
+    }
+
+    let results = Results {
+        schema_version: 1,
+        date_utc,
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        git_commit: machine::git_commit(&layout.repo_root),
+        machine,
+        plan,
+        cold_starts_per_case: cold_starts,
+        event_bytes: EVENT.len(),
+        ratios: report::ratios(&results_cases, &cases::comparisons()),
+        cases: results_cases,
+        skipped,
+        bootstrap_binary: machine::binary_size(&layout.release("bootstrap")),
+        bootstrap_size_goal_max_mb: report::BOOTSTRAP_SIZE_GOAL_MB,
+    };
+    print!("{}", report::table(&results));
+    let path = report::write_json(&cli.out, &results)?;
+    eprintln!("[bench] wrote {}", path.display());
+    Ok(())
+}
+
+/// The built binaries sit next to this one (`target/release/bench`) unless told otherwise; the
+/// repository is the one this crate was built from.
+fn layout(cli: &Cli) -> Layout {
+    let release_dir = cli.release_dir.clone().unwrap_or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("target/release"))
+    });
+    let repo_root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), PathBuf::from);
+    let python = cli.python.clone().unwrap_or_else(|| repo_root.join(".venv/bin/python"));
+    Layout {
+        release_dir,
+        repo_root,
+        python,
+    }
+}

@@ -12,7 +12,8 @@
 //!   counters that only grow ([`StatsSnapshot`]): `invokes_received`, `answers_delivered`,
 //!   `answers_refused` (duplicated or late `/response` and `/error`), `function_errors`,
 //!   `timeouts`, `runtime_starts`, `runtime_exits`, `init_errors`, `responses_too_large`,
-//!   `faults_injected`.
+//!   `faults_injected`; and two facts about the current runtime for benches: `runtime_pid` and
+//!   `first_next_after_start_us` (spawn to its first `/next`), `null` when unknown.
 //!
 //! For test suites, the hidden `--fault KIND[@N]` flag (repeatable) makes the emulator misbehave
 //! once, for the N-th invocation the runtime takes (default the first), so a runtime's handling of

@@ -20,7 +20,7 @@ use super::body::ChannelBody;
 use super::extensions::ExtensionRegistry;
 use super::faults::{FaultKind, FaultPlan};
 use super::options::EmulatorOptions;
-use super::stats::{Counter, Stats};
+use super::stats::{Counter, Stats, StatsSnapshot};
 use super::{ids, process, EmulatorError};
 
 /// How long a killed runtime gets to be reaped before we stop waiting for it.
@@ -136,6 +136,10 @@ struct RunningRuntime {
     generation: u64,
     pid: u32,
     exited: watch::Receiver<bool>,
+    /// Taken just before the spawn, so the cold start includes exec and the dynamic loader.
+    started: Instant,
+    /// Set by this runtime's first `/next` (benches read it as the cold start).
+    first_next_after_start: Option<Duration>,
 }
 
 #[derive(Default)]
@@ -253,13 +257,20 @@ impl Sandbox {
         let generation = state.generation;
         state.extensions.clear();
         let env = process::runtime_environment(&self.options, &self.runtime_api, self.own_env.iter().cloned());
+        let started = Instant::now();
         let mut child = process::spawn(&self.options, &env)?;
         let pid = child.id().ok_or_else(|| EmulatorError::Spawn {
             program: self.options.runtime.program.to_string_lossy().into_owned(),
             source: std::io::Error::other("the process ended before it could be tracked"),
         })?;
         let (exited_tx, exited) = watch::channel(false);
-        state.runtime = Some(RunningRuntime { generation, pid, exited });
+        state.runtime = Some(RunningRuntime {
+            generation,
+            pid,
+            exited,
+            started,
+            first_next_after_start: None,
+        });
         self.stats.add(Counter::RuntimeStarts);
         tracing::info!(pid, generation, "runtime started");
         let this = self.this.clone();
@@ -297,10 +308,30 @@ impl Sandbox {
         Ok(Submitted { picked_up, answer })
     }
 
+    /// The counters, with the current runtime's pid and cold start.
+    pub fn stats_snapshot(&self) -> StatsSnapshot {
+        let mut snapshot = self.stats.snapshot();
+        let state = self.lock();
+        if let Some(runtime) = &state.runtime {
+            snapshot.runtime_pid = Some(runtime.pid);
+            snapshot.first_next_after_start_us = runtime
+                .first_next_after_start
+                .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        }
+        snapshot
+    }
+
     /// `/next`: waits for an invocation and hands it over with its deadline (or, when a fault
     /// is planned for it, misbehaves as planned).
     pub async fn next(&self) -> NextAnswer {
-        let arrived_under = self.lock().generation;
+        let arrived_under = {
+            let mut state = self.lock();
+            let generation = state.generation;
+            if let Some(runtime) = state.runtime.as_mut().filter(|r| r.generation == generation) {
+                runtime.first_next_after_start.get_or_insert_with(|| runtime.started.elapsed());
+            }
+            generation
+        };
         loop {
             let notified = self.work.notified();
             tokio::pin!(notified);

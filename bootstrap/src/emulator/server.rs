@@ -68,7 +68,7 @@ impl Emulator {
     }
 
     pub fn stats(&self) -> StatsSnapshot {
-        self.sandbox.stats.snapshot()
+        self.sandbox.stats_snapshot()
     }
 
     /// Lambda's shutdown of the sandbox (see [`Sandbox::shutdown`]), then stops listening.
@@ -115,7 +115,7 @@ async fn route(sandbox: Arc<Sandbox>, request: Request<Incoming>) -> Result<Resp
         (&Method::POST, ["2018-06-01", "runtime", "invocation", id, "error"]) => return runtime::error(&sandbox, id, request).await,
         (&Method::POST, ["2015-03-31", "functions", _, "invocations"]) => invoke::handle(sandbox, request).await,
         (&Method::GET, ["2015-03-31", "emulator", "stats"]) => {
-            let stats = serde_json::to_value(sandbox.stats.snapshot()).unwrap_or_default();
+            let stats = serde_json::to_value(sandbox.stats_snapshot()).unwrap_or_default();
             json(StatusCode::OK, &stats)
         }
         (&Method::POST, ["2018-06-01", "runtime", "init", "error"]) => runtime::init_error(&sandbox, request).await,

@@ -38,6 +38,13 @@ pub struct StatsSnapshot {
     /// Faults injected on purpose (`--fault`).
     #[serde(default)]
     pub faults_injected: u64,
+    /// The current runtime's process id (its process group leader); `None` when none runs.
+    #[serde(default)]
+    pub runtime_pid: Option<u32>,
+    /// Microseconds from spawning the current runtime to its first `/next`: its cold start as
+    /// the Runtime API sees it. `None` until that `/next` arrives.
+    #[serde(default)]
+    pub first_next_after_start_us: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -87,6 +94,8 @@ impl Stats {
             init_errors: read(Counter::InitErrors),
             responses_too_large: read(Counter::ResponsesTooLarge),
             faults_injected: read(Counter::FaultsInjected),
+            runtime_pid: None,
+            first_next_after_start_us: None,
         }
     }
 }
