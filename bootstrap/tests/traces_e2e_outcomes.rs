@@ -35,7 +35,7 @@ async fn an_api_gateway_trace_continues_under_the_inferred_span() {
     // The acceptance: echo dylib, an API Gateway event with x-datadog-* headers.
     let emulator = start_traced("echo", &[], &[]);
     let event = api_gateway_event();
-    assert_eq!(event["headers"]["x-datadog-trace-id"], "12345", "the fixture carries a Datadog trace");
+    assert_eq!(event["headers"]["X-Datadog-Trace-Id"], "12345", "the fixture carries a Datadog trace");
     let reply = invoke(&emulator, event.to_string()).await;
     assert_eq!(reply.json(), event);
     let spans = trace_of(&emulator, &request_id(&reply));
