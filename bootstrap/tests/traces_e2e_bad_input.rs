@@ -77,14 +77,15 @@ fn case(what: &'static str, event: String, source: Option<&'static str>, inferre
 }
 
 fn cases() -> Vec<Case> {
-    let huge_tags = format!("_dd.p.dm=-0,{}", (0..20_000).map(|i| format!("_dd.p.k{i}=v")).collect::<Vec<_>>().join(","));
+    let huge_tags = format!(
+        "_dd.p.dm=-0,{}",
+        (0..20_000).map(|i| format!("_dd.p.k{i}=v")).collect::<Vec<_>>().join(",")
+    );
     let six_megabytes = {
         let envelope = r#"{"data":""}"#.len();
         format!(r#"{{"data":"{}"}}"#, "x".repeat(INVOKE_PAYLOAD_LIMIT - envelope - 64))
     };
-    let datadog = |trace: &str, parent: &str, priority: &str| {
-        json!({"x-datadog-trace-id": trace, "x-datadog-parent-id": parent, "x-datadog-sampling-priority": priority})
-    };
+    let datadog = |trace: &str, parent: &str, priority: &str| json!({"x-datadog-trace-id": trace, "x-datadog-parent-id": parent, "x-datadog-sampling-priority": priority});
     let http = Some("api-gateway");
     let apigw = Some("aws.apigateway");
     vec![
@@ -137,7 +138,12 @@ fn cases() -> Vec<Case> {
             http,
             apigw,
         ),
-        case("headers that are a list", api_gateway_with(json!(["x-datadog-trace-id", "1"])), http, apigw),
+        case(
+            "headers that are a list",
+            api_gateway_with(json!(["x-datadog-trace-id", "1"])),
+            http,
+            apigw,
+        ),
         case(
             "SQS _datadog that is not JSON",
             sqs_with_datadog_attribute(json!({"stringValue": "{not json", "dataType": "String"})),
@@ -168,7 +174,12 @@ fn cases() -> Vec<Case> {
             Some("sns"),
             Some("aws.sns"),
         ),
-        case("Kinesis data that is not base64", kinesis_with_data("***"), Some("kinesis"), Some("aws.kinesis")),
+        case(
+            "Kinesis data that is not base64",
+            kinesis_with_data("***"),
+            Some("kinesis"),
+            Some("aws.kinesis"),
+        ),
         case(
             "Kinesis data that is not JSON",
             kinesis_with_data("bm90IGpzb24="),
@@ -189,7 +200,10 @@ async fn every_bad_event_is_answered_and_still_traced() {
     let emulator = start_traced(
         "echo",
         &["--timeout", "30"],
-        &[("DD_CAPTURE_LAMBDA_PAYLOAD", "true"), ("DD_CAPTURE_LAMBDA_PAYLOAD_MAX_DEPTH", "10000")],
+        &[
+            ("DD_CAPTURE_LAMBDA_PAYLOAD", "true"),
+            ("DD_CAPTURE_LAMBDA_PAYLOAD_MAX_DEPTH", "10000"),
+        ],
     );
     let cases = cases();
     for case in &cases {

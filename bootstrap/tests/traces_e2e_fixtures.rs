@@ -77,7 +77,12 @@ fn without_propagation_tags(span: &WireSpan) -> BTreeMap<String, String> {
 
 /// The inferred span's tags after the handler (§5.7): the reference's, with our request id, plus
 /// what the library adds once the handler returns.
-fn expected_inferred_tags(exp: &Value, request_id: &str, trigger: &BTreeMap<String, String>, status: Option<&str>) -> BTreeMap<String, String> {
+fn expected_inferred_tags(
+    exp: &Value,
+    request_id: &str,
+    trigger: &BTreeMap<String, String>,
+    status: Option<&str>,
+) -> BTreeMap<String, String> {
     let mut tags = str_map(&exp["tags"]);
     if tags.contains_key("request_id") {
         tags.insert("request_id".into(), request_id.into());
@@ -116,7 +121,11 @@ async fn every_fixture_through_the_real_bootstrap_matches_datadogs_library() {
         assert_eq!(lambda.meta("request_id"), Some(request_id.as_str()), "{name}");
         assert_eq!(lambda.resource, "python-layer-test", "{name}");
         assert_eq!(lambda.span_type, "serverless", "{name}");
-        assert_eq!(lambda.meta("cold_start"), Some(if checked == 0 { "true" } else { "false" }), "{name}");
+        assert_eq!(
+            lambda.meta("cold_start"),
+            Some(if checked == 0 { "true" } else { "false" }),
+            "{name}"
+        );
         assert_eq!(
             lambda.meta("function_arn"),
             Some("arn:aws:lambda:us-west-1:123457598159:function:python-layer-test"),

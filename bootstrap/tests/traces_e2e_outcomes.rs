@@ -35,7 +35,10 @@ async fn an_api_gateway_trace_continues_under_the_inferred_span() {
     // The acceptance: echo dylib, an API Gateway event with x-datadog-* headers.
     let emulator = start_traced("echo", &[], &[]);
     let event = api_gateway_event();
-    assert_eq!(event["headers"]["X-Datadog-Trace-Id"], "12345", "the fixture carries a Datadog trace");
+    assert_eq!(
+        event["headers"]["X-Datadog-Trace-Id"], "12345",
+        "the fixture carries a Datadog trace"
+    );
     let reply = invoke(&emulator, event.to_string()).await;
     assert_eq!(reply.json(), event);
     let spans = trace_of(&emulator, &request_id(&reply));
@@ -58,7 +61,10 @@ async fn an_api_gateway_trace_continues_under_the_inferred_span() {
     assert_eq!(lambda.meta("span.kind"), Some("server"));
     assert_eq!(lambda.meta("span.name"), Some("aws.lambda"));
     assert!(lambda.meta("datadog_lambda").is_some() && lambda.meta("dd_trace").is_some());
-    assert!(lambda.start >= inferred.start && lambda.end() <= inferred.end(), "sync: inferred covers aws.lambda");
+    assert!(
+        lambda.start >= inferred.start && lambda.end() <= inferred.end(),
+        "sync: inferred covers aws.lambda"
+    );
 }
 
 #[tokio::test]
@@ -116,7 +122,10 @@ async fn a_panic_marks_the_function_span_and_the_next_invocation_is_clean() {
     let lambda = span(&spans, "aws.lambda");
     assert_error_tags_match_the_answer(lambda, &reply);
     assert!(
-        lambda.meta("error.message").unwrap_or_default().contains("the panic handler always panics"),
+        lambda
+            .meta("error.message")
+            .unwrap_or_default()
+            .contains("the panic handler always panics"),
         "{lambda:#?}"
     );
 
@@ -246,7 +255,11 @@ async fn managed_services_off_parents_the_function_span_on_the_caller() {
     assert!(find(&spans, "aws.apigateway").is_none(), "{spans:#?}");
     let lambda = span(&spans, "aws.lambda");
     assert_eq!((lambda.trace_id, lambda.parent_id), (12345, 67890));
-    assert_eq!(lambda.meta("function_trigger.event_source"), Some("api-gateway"), "trigger tags stay");
+    assert_eq!(
+        lambda.meta("function_trigger.event_source"),
+        Some("api-gateway"),
+        "trigger tags stay"
+    );
 }
 
 #[tokio::test]
@@ -259,7 +272,10 @@ async fn merging_xray_traces_parents_an_untraced_event_on_the_xray_segment() {
     assert_eq!(lambda.trace_id, XRAY_TRACE_ID, "the X-Ray root, converted (§6.1)");
     assert_eq!(lambda.parent_id, XRAY_PARENT_ID, "the X-Ray segment");
     assert_eq!(lambda.meta("_dd.parent_source"), Some("xray"));
-    assert_eq!(lambda.metrics["_sampling_priority_v1"], 2.0, "the seed reads any Sampled= as keep (§6.1)");
+    assert_eq!(
+        lambda.metrics["_sampling_priority_v1"], 2.0,
+        "the seed reads any Sampled= as keep (§6.1)"
+    );
 
     // An event context still wins; with merging its parent becomes the X-Ray segment (§5.4).
     let reply = invoke(&emulator, api_gateway_event().to_string()).await;
@@ -300,4 +316,88 @@ async fn propagation_styles_choose_which_headers_are_read() {
     let reply = invoke(&emulator, api_gateway_with_headers(traceparent)).await;
     let inferred = span(&trace_of(&emulator, &request_id(&reply)), "aws.apigateway").clone();
     assert_eq!(inferred.parent_id, 0, "tracecontext is not in the configured styles");
+}
+
+#[tokio::test]
+async fn concurrent_invocations_keep_their_own_traces() {
+    let emulator = start_traced("sleep", &[], &[("AWS_LAMBDA_MAX_CONCURRENCY", "4")]);
+    let invokes: Vec<_> = (1..=4u64)
+        .map(|n| {
+            let event = json!({
+                "ms": 300,
+                "headers": {
+                    "x-datadog-trace-id": (1000 + n).to_string(),
+                    "x-datadog-parent-id": (2000 + n).to_string(),
+                    "x-datadog-sampling-priority": "1",
+                },
+            });
+            let url = emulator.invoke_url();
+            tokio::spawn(async move {
+                let reply = emulator_support::post(&url, event.to_string().into_bytes(), &[("X-Amzn-Trace-Id", XRAY_HEADER)]).await;
+                (n, reply)
+            })
+        })
+        .collect();
+    for invoke in invokes {
+        let (n, reply) = invoke.await.unwrap();
+        assert_eq!(reply.json()["slept_ms"], 300);
+        let spans = trace_of(&emulator, &request_id(&reply));
+        let lambda = span(&spans, "aws.lambda");
+        assert_eq!(
+            (lambda.trace_id, lambda.parent_id),
+            (1000 + n, 2000 + n),
+            "each invocation continues its own caller's trace"
+        );
+    }
+    let stats = emulator.stats().await;
+    assert_eq!(stats["runtime_starts"], 1, "{stats}");
+    assert_eq!(trace_lines(&emulator).len(), 4);
+    let cold: usize = trace_lines(&emulator)
+        .iter()
+        .filter(|line| line.contains("\"cold_start\": \"true\""))
+        .count();
+    assert_eq!(cold, 1, "one cold start among the four");
+}
+
+#[tokio::test]
+async fn an_init_error_is_traced_like_the_seeds_handler_import_error() {
+    // §5.14: a handler that cannot be loaded still gives a finished, failed `aws.lambda` span.
+    let missing = "/nonexistent/libapp.so";
+    let emulator = emulator_support::EmulatorProcess::start(
+        &[
+            "--env",
+            &format!("DD_LAMBDA_HANDLER={missing}:handler"),
+            "--env",
+            "DD_TRACE_ENABLED=true",
+            "--env",
+            "DD_FLUSH_TO_LOG=true",
+        ],
+        &[env!("CARGO_BIN_EXE_bootstrap")],
+    );
+    let reply = invoke(&emulator, "{}").await;
+    assert_eq!(reply.header("x-amz-function-error"), Some("Unhandled"));
+    let body = reply.json();
+    let stdout = emulator
+        .stdout
+        .wait_for("{\"traces\"", std::time::Duration::from_secs(20))
+        .unwrap_or_else(|text| panic!("no trace of the init error:\n{text}\nstderr:\n{}", emulator.stderr.text()));
+    let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with("{\"traces\"")).collect();
+    let spans = parse_trace_line(lines[0]);
+    assert_well_formed(&spans);
+    assert_eq!(spans.len(), 1, "{spans:#?}");
+    let lambda = &spans[0];
+    assert_eq!(lambda.name, "aws.lambda");
+    assert_eq!(lambda.service, "aws.lambda");
+    assert_eq!(lambda.resource, missing, "the handler's library, as the seed names the module");
+    assert_eq!(lambda.span_type, "serverless");
+    assert_eq!(lambda.parent_id, 0);
+    assert_eq!(lambda.error, 1);
+    assert_eq!(lambda.meta("error.type"), body["errorType"].as_str(), "{body}");
+    assert_eq!(lambda.meta("error.message"), body["errorMessage"].as_str(), "{body}");
+    assert_eq!(lambda.meta("status"), Some("error"));
+    assert_eq!(lambda.meta("operation_name"), Some("aws.lambda"));
+    assert_eq!(lambda.meta("resource_names"), Some(missing));
+    assert_eq!(lambda.meta("resource.name"), Some(missing));
+    assert_eq!(lambda.metrics.get("error.status"), Some(&500.0));
+    assert!(lambda.duration >= 0);
 }

@@ -134,19 +134,34 @@ pub fn parse_trace_line(line: &str) -> Vec<WireSpan> {
     spans
         .iter()
         .map(|span| {
-            let text = |key: &str| span[key].as_str().unwrap_or_else(|| panic!("{key} is not a string: {span}")).to_owned();
+            let text = |key: &str| {
+                span[key]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{key} is not a string: {span}"))
+                    .to_owned()
+            };
             let integer = |key: &str| span[key].as_i64().unwrap_or_else(|| panic!("{key} is not an integer: {span}"));
             let meta = span["meta"]
                 .as_object()
                 .unwrap_or_else(|| panic!("meta is not an object: {span}"))
                 .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_else(|| panic!("meta {k} is not a string: {span}")).to_owned()))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str().unwrap_or_else(|| panic!("meta {k} is not a string: {span}")).to_owned(),
+                    )
+                })
                 .collect();
             let metrics = span["metrics"]
                 .as_object()
                 .unwrap_or_else(|| panic!("metrics is not an object: {span}"))
                 .iter()
-                .map(|(k, v)| (k.clone(), v.as_f64().unwrap_or_else(|| panic!("metric {k} is not a number: {span}"))))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_f64().unwrap_or_else(|| panic!("metric {k} is not a number: {span}")),
+                    )
+                })
                 .collect();
             WireSpan {
                 trace_id: wire_id(span, "trace_id"),
@@ -206,10 +221,7 @@ pub fn find<'a>(spans: &'a [WireSpan], name: &str) -> Option<&'a WireSpan> {
 
 /// The trace's local root: the span whose parent is not in the trace.
 pub fn local_root(spans: &[WireSpan]) -> &WireSpan {
-    let roots: Vec<&WireSpan> = spans
-        .iter()
-        .filter(|s| !spans.iter().any(|p| p.span_id == s.parent_id))
-        .collect();
+    let roots: Vec<&WireSpan> = spans.iter().filter(|s| !spans.iter().any(|p| p.span_id == s.parent_id)).collect();
     assert_eq!(roots.len(), 1, "one local root in {spans:#?}");
     roots[0]
 }
