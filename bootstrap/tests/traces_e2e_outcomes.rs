@@ -401,3 +401,31 @@ async fn an_init_error_is_traced_like_the_seeds_handler_import_error() {
     assert_eq!(lambda.metrics.get("error.status"), Some(&500.0));
     assert!(lambda.duration >= 0);
 }
+
+#[tokio::test]
+#[ignore = "§5.8 encode is not wired: the lifecycle posts the handler's response unchanged (InvocationTrace::authorizer_response is never called)"]
+async fn an_authorizer_response_carries_the_trace_to_the_request_it_authorizes() {
+    use base64::Engine;
+    let emulator = start_traced("echo", &[], &[]);
+    // The echo answers this event, which is shaped as an authorizer's answer.
+    let event = json!({
+        "type": "TOKEN",
+        "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abcdef123/test/GET/request",
+        "principalId": "user",
+        "policyDocument": {"Version": "2012-10-17", "Statement": []},
+        "context": {"kept": "yes"},
+    });
+    let reply = invoke(&emulator, event.to_string()).await;
+    let answer = reply.json();
+    let spans = trace_of(&emulator, &request_id(&reply));
+    let lambda = span(&spans, "aws.lambda");
+    assert_eq!(answer["context"]["kept"], "yes", "other context keys stay: {answer}");
+    let encoded = answer["context"]["_datadog"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no context._datadog: {answer}"));
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap();
+    let headers: Value = serde_json::from_slice(&decoded).unwrap();
+    assert_eq!(headers["x-datadog-trace-id"], lambda.trace_id.to_string());
+    assert_eq!(headers["x-datadog-parent-id"], lambda.span_id.to_string());
+    assert!(headers["x-datadog-parent-span-finish-time"].is_i64(), "{headers}");
+}
