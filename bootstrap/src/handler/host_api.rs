@@ -346,6 +346,7 @@ mod tests {
                 name: "my-fn".into(),
                 initialization_type: "on-demand".into(),
                 init_window_ns: None,
+                handler: None,
             };
             let sink = TraceSink::Stdout(Mutex::new(Box::new(out.clone())));
             Arc::new(TraceProcessor::new(TraceConfig::from_env(&env), function, sink))

@@ -34,7 +34,8 @@ impl Telemetry {
         let trace_config = TraceConfig::from_env(&config.env);
         let traces = trace_config.enabled.then(|| {
             let sink = TraceSink::choose(&trace_config, extension_present);
-            Arc::new(TraceProcessor::new(trace_config, FunctionInfo::from_config(&config.function), sink))
+            let function = FunctionInfo::from_config(&config.function).with_handler(config.handler.clone());
+            Arc::new(TraceProcessor::new(trace_config, function, sink))
         });
         Self { metrics, traces }
     }

@@ -22,6 +22,8 @@ pub struct FunctionInfo {
     /// When the handler's init ran (dylib load + init, or child start to its first `/next`),
     /// in epoch nanoseconds: the `aws.lambda.load` span of the first invocation.
     pub init_window_ns: Option<(i64, i64)>,
+    /// `DD_LAMBDA_HANDLER` (else `_HANDLER`): names the span of a handler that failed to load.
+    pub handler: Option<String>,
 }
 
 impl FunctionInfo {
@@ -30,6 +32,26 @@ impl FunctionInfo {
             name: function.name.clone(),
             initialization_type: function.initialization_type.clone(),
             init_window_ns: None,
+            handler: None,
+        }
+    }
+
+    /// Adds the configured handler value (`crate::config::Config::handler`).
+    pub fn with_handler(mut self, handler: Option<String>) -> Self {
+        self.handler = handler;
+        self
+    }
+
+    /// What names the handler's code, as the seed names the module it failed to import: the
+    /// library of `libapp.so:name`, the program of an exec command line, else the function.
+    pub fn handler_resource(&self) -> String {
+        let first = self.handler.as_deref().and_then(|h| h.split_whitespace().next());
+        match first {
+            Some(value) => match value.rsplit_once(':') {
+                Some((file, _)) if file.ends_with(".so") => file.to_owned(),
+                _ => value.to_owned(),
+            },
+            None => self.display_name().to_owned(),
         }
     }
 
@@ -148,6 +170,43 @@ pub fn cold_start_span(function_span: &Span, function: &FunctionInfo, init_start
     span
 }
 
+/// The span of a handler that failed to load (§5.14, the seed's handler import error): a
+/// finished, failed `aws.lambda` root span covering init, in a trace of its own.
+pub fn init_error_span(function: &FunctionInfo, config: &TraceConfig, error: &ErrorBody, start_ns: i64, end_ns: i64) -> Span {
+    let epoch_seconds = u64::try_from(start_ns / 1_000_000_000).unwrap_or(0);
+    let mut span = Span::new("aws.lambda", TraceId::generate(epoch_seconds), random_id(), 0);
+    span.service = "aws.lambda".to_owned();
+    span.resource = function.handler_resource();
+    span.span_type = "serverless".to_owned();
+    span.start_ns = start_ns;
+    span.finish_at(end_ns.max(start_ns));
+    for (key, value) in &config.tags {
+        span.set_meta(key.clone(), value.clone());
+    }
+    if let Some(env) = &config.env {
+        span.set_meta("env", env.clone());
+    }
+    if let Some(version) = &config.version {
+        span.set_meta("version", version.clone());
+    }
+    mark_error(&mut span, error);
+    // ddtrace files the seed's integer `error.status` tag as a metric.
+    span.set_metric("error.status", 500.0);
+    span.set_meta("status", "error");
+    span.set_meta("operation_name", "aws.lambda");
+    span.set_meta("resource_names", span.resource.clone());
+    span.set_meta("resource.name", span.resource.clone());
+    span.set_meta("_dd.origin", "lambda");
+    // A trace started and kept here: the default sampler's decision.
+    span.set_metric("_sampling_priority_v1", 1.0);
+    span.set_metric("_dd.top_level", 1.0);
+    span.set_meta("_dd.p.dm", "-0");
+    if let Some(tid) = span.trace_id.tid_tag() {
+        span.set_meta("_dd.p.tid", tid);
+    }
+    span
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,5 +307,42 @@ mod tests {
             ("aws.lambda", "aws.lambda.load", "f")
         );
         assert_eq!(load.meta["operation_name"], "aws.lambda.load");
+    }
+
+    #[test]
+    fn an_init_error_span_names_the_handlers_code() {
+        let library = FunctionInfo::default().with_handler(Some("/var/task/libapp.so:echo".into()));
+        assert_eq!(library.handler_resource(), "/var/task/libapp.so");
+        let bare = FunctionInfo::default().with_handler(Some("libapp.so".into()));
+        assert_eq!(bare.handler_resource(), "libapp.so");
+        let command = FunctionInfo::default().with_handler(Some("python3 handler.py".into()));
+        assert_eq!(command.handler_resource(), "python3");
+        let unset = FunctionInfo {
+            name: "my-fn".into(),
+            ..Default::default()
+        };
+        assert_eq!(unset.handler_resource(), "my-fn");
+
+        let config = TraceConfig::from_env(&Environment::from_pairs([("DD_TRACE_ENABLED", "true"), ("DD_ENV", "prod")]));
+        let error = ErrorBody::new("Runtime.HandlerNotFound", "handler library not found");
+        let span = init_error_span(&library, &config, &error, 1_700_000_000_000_000_000, 1_700_000_000_005_000_000);
+        assert_eq!(
+            (
+                span.name.as_str(),
+                span.service.as_str(),
+                span.resource.as_str(),
+                span.span_type.as_str()
+            ),
+            ("aws.lambda", "aws.lambda", "/var/task/libapp.so", "serverless")
+        );
+        assert_eq!((span.error, span.parent_id, span.duration_ns), (1, 0, 5_000_000));
+        assert_eq!(span.meta["error.type"], "Runtime.HandlerNotFound");
+        assert_eq!(span.meta["error.message"], "handler library not found");
+        assert_eq!(span.meta["status"], "error");
+        assert_eq!(span.meta["resource.name"], "/var/task/libapp.so");
+        assert_eq!(span.meta["env"], "prod");
+        assert_eq!(span.metrics["error.status"], 500.0);
+        assert_eq!(span.metrics["_sampling_priority_v1"], 1.0);
+        assert_eq!(span.meta["_dd.p.tid"], format!("{:08x}00000000", 1_700_000_000u64));
     }
 }

@@ -409,7 +409,7 @@ mod tests {
         FunctionInfo {
             name: "my-fn".into(),
             initialization_type: "on-demand".into(),
-            init_window_ns: None,
+            ..Default::default()
         }
     }
 

@@ -1,11 +1,11 @@
 //! Turns lifecycle events into finished traces and hands them to a sink: the Forwarder's stdout
 //! line, or a trace agent (the Datadog Extension, or `DD_TRACE_AGENT_URL` / `DD_AGENT_HOST`).
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use super::extract::{self, TraceContext};
-use super::function_span::FunctionInfo;
+use super::function_span::{init_error_span, FunctionInfo};
 use super::invocation::{finish_invocation_trace, Completion, InvocationResult, InvocationTrace};
 use super::{forwarder_line, Span, TraceConfig};
 use crate::handler::{BoxFuture, Invocation};
@@ -62,8 +62,9 @@ pub struct TraceProcessor {
     config: TraceConfig,
     function: Mutex<FunctionInfo>,
     sink: TraceSink,
-    /// The request whose trace already went out when its timeout approached.
-    flushed_at_timeout: Mutex<Option<String>>,
+    /// Requests whose trace already went out when their timeout approached; with
+    /// `AWS_LAMBDA_MAX_CONCURRENCY` several can be in flight at once.
+    flushed_at_timeout: Mutex<HashSet<String>>,
     /// Invocations whose handler is running, by request id: a handler asking for its trace
     /// begins it here, and the trace sent after the response is that same one.
     in_flight: Mutex<HashMap<String, Arc<InFlight>>>,
@@ -83,7 +84,7 @@ impl TraceProcessor {
             config,
             function: Mutex::new(function),
             sink,
-            flushed_at_timeout: Mutex::new(None),
+            flushed_at_timeout: Mutex::new(HashSet::new()),
             in_flight: Mutex::new(HashMap::new()),
         }
     }
@@ -159,16 +160,24 @@ impl TraceProcessor {
                 if let Ok(mut function) = self.function.lock() {
                     *function = function.clone().with_init(init);
                 }
+                if let Some(error) = &init.error {
+                    // The seed traces a handler that fails to import; no invocation span follows.
+                    let span = init_error_span(
+                        &self.function(),
+                        &self.config,
+                        error,
+                        init.started.epoch_ns(),
+                        init.finished.epoch_ns(),
+                    );
+                    self.sink.send(vec![span]).await;
+                }
             }
             LifecycleEvent::Invocation(report) => {
-                let begun = self.take_trace(&report.invocation.context.request_id);
-                let already_sent = self
-                    .flushed_at_timeout
-                    .lock()
-                    .ok()
-                    .and_then(|mut sent| sent.take())
-                    .is_some_and(|id| id == report.invocation.context.request_id);
-                if already_sent {
+                let request_id = &report.invocation.context.request_id;
+                let begun = self.take_trace(request_id);
+                let sent_at_timeout = self.flushed_at_timeout.lock().is_ok_and(|mut sent| sent.remove(request_id));
+                // `timed_out` also covers a report that overtakes its own timeout flush.
+                if sent_at_timeout || report.timed_out {
                     return;
                 }
                 let function = self.function();
@@ -193,7 +202,7 @@ impl TraceProcessor {
                 };
                 let spans = trace.finish(&completion, &function, &self.config);
                 if let Ok(mut sent) = self.flushed_at_timeout.lock() {
-                    *sent = Some(invocation.context.request_id.clone());
+                    sent.insert(invocation.context.request_id.clone());
                 }
                 self.sink.send(spans).await;
             }
@@ -245,6 +254,7 @@ mod tests {
             name: "my-fn".into(),
             initialization_type: "on-demand".into(),
             init_window_ns: None,
+            handler: None,
         };
         TraceProcessor::new(
             TraceConfig::from_env(&env),
@@ -339,5 +349,155 @@ mod tests {
             .filter(|i| processor.adopt_span("r1", Span::new("s", TraceId::default(), *i as u64 + 1, 0)))
             .count();
         assert_eq!(accepted, limit);
+    }
+}
+
+#[cfg(test)]
+mod timeout_and_init_tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::config::Environment;
+    use crate::handler::{HandlerOutcome, Invocation};
+    use crate::lifecycle::{InitReport, InvocationReport, Timestamp};
+    use crate::runtime_api::{ErrorBody, InvocationContext};
+
+    /// Stdout the test can read back.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Lines {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Lines {
+        fn read(&self) -> Vec<String> {
+            String::from_utf8(self.0.lock().unwrap().clone())
+                .unwrap()
+                .lines()
+                .map(str::to_owned)
+                .collect()
+        }
+    }
+
+    fn processor(out: &Lines) -> TraceProcessor {
+        let config = TraceConfig::from_env(&Environment::from_pairs([("DD_TRACE_ENABLED", "true")]));
+        let function = FunctionInfo {
+            name: "my-fn".into(),
+            handler: Some("/var/task/libapp.so:handler".into()),
+            ..Default::default()
+        };
+        TraceProcessor::new(config, function, TraceSink::Stdout(Mutex::new(Box::new(out.clone()))))
+    }
+
+    fn invocation(request_id: &str) -> Arc<Invocation> {
+        Arc::new(Invocation {
+            context: InvocationContext {
+                request_id: request_id.into(),
+                invoked_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:my-fn".into(),
+                ..Default::default()
+            },
+            headers: Default::default(),
+            event: Bytes::from_static(b"{}"),
+        })
+    }
+
+    fn timeout_approaching(request_id: &str) -> LifecycleEvent {
+        LifecycleEvent::TimeoutApproaching {
+            invocation: invocation(request_id),
+            received: Timestamp::now(),
+            at: Timestamp::now(),
+            cold_start: false,
+        }
+    }
+
+    fn finished(request_id: &str, timed_out: bool) -> LifecycleEvent {
+        let now = Timestamp::now();
+        LifecycleEvent::Invocation(Arc::new(InvocationReport {
+            invocation: invocation(request_id),
+            cold_start: false,
+            received: now,
+            handler_started: now,
+            handler_finished: now,
+            answered: now,
+            outcome: HandlerOutcome::Response(Bytes::from_static(b"{}")),
+            answer_error: None,
+            timed_out,
+        }))
+    }
+
+    fn count_for(lines: &[String], request_id: &str) -> usize {
+        lines
+            .iter()
+            .filter(|l| l.contains(&format!("\"request_id\": \"{request_id}\"")))
+            .count()
+    }
+
+    #[tokio::test]
+    async fn a_trace_flushed_at_its_timeout_is_not_sent_again() {
+        let out = Lines::default();
+        let processor = processor(&out);
+        processor.observe(&timeout_approaching("a")).await;
+        processor.observe(&finished("a", true)).await;
+        let lines = out.read();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("Impending Timeout"));
+    }
+
+    #[tokio::test]
+    async fn concurrent_invocations_do_not_clear_each_others_timeout_flush() {
+        // Two workers: "a" nears its deadline, "b" finishes, then "a" finishes within the margin.
+        let out = Lines::default();
+        let processor = processor(&out);
+        processor.observe(&timeout_approaching("a")).await;
+        processor.observe(&finished("b", false)).await;
+        processor.observe(&finished("a", false)).await;
+        let lines = out.read();
+        assert_eq!(count_for(&lines, "a"), 1, "{lines:#?}");
+        assert_eq!(count_for(&lines, "b"), 1, "{lines:#?}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_init_sends_one_failed_span() {
+        let out = Lines::default();
+        let processor = processor(&out);
+        let started = Timestamp::now();
+        let finished = Timestamp {
+            monotonic: started.monotonic + Duration::from_millis(3),
+            wall: started.wall + Duration::from_millis(3),
+        };
+        let report = InitReport {
+            started,
+            finished,
+            handler_init: Duration::ZERO,
+            initialization_type: "on-demand".into(),
+            error: Some(ErrorBody::new("Runtime.HandlerNotFound", "no such library")),
+        };
+        processor.observe(&LifecycleEvent::Init(Arc::new(report.clone()))).await;
+        let lines = out.read();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        for needle in [
+            "\"name\": \"aws.lambda\"",
+            "\"resource\": \"/var/task/libapp.so\"",
+            "\"error\": 1",
+            "\"duration\": 3000000",
+            "\"error.type\": \"Runtime.HandlerNotFound\"",
+        ] {
+            assert!(lines[0].contains(needle), "{needle} missing from {}", lines[0]);
+        }
+
+        // A successful init sends nothing.
+        let ok = InitReport { error: None, ..report };
+        processor.observe(&LifecycleEvent::Init(Arc::new(ok))).await;
+        assert_eq!(out.read().len(), 1);
     }
 }
