@@ -479,6 +479,11 @@ impl MetricsProcessor {
 async fn resolve_key(settings: ApiKeySettings) -> Option<ApiKey> {
     match api_key::fetch(&settings).await {
         Ok(key) => Some(key),
+        // Not configuring a key is a choice (e.g. a function tried without Datadog): a warning.
+        Err(err @ api_key::ApiKeyError::NotConfigured) => {
+            tracing::warn!("{err}; metrics for the Datadog API will be dropped, the function keeps serving");
+            None
+        }
         Err(err) => {
             tracing::error!("cannot get the Datadog API key: {err}; custom metrics will be dropped, the function keeps serving");
             None
