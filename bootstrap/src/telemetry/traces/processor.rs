@@ -4,13 +4,14 @@ use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use super::extract::{self, TraceContext};
+use super::extract::{self, ContextSource, TraceContext};
 use super::function_span::{init_error_span, FunctionInfo};
 use super::invocation::{finish_invocation_trace, Completion, InvocationResult, InvocationTrace};
 use super::{forwarder_line, Span, TraceConfig};
 use crate::handler::{BoxFuture, Invocation};
 use crate::lifecycle::{LifecycleEvent, LifecycleObserver, Timestamp};
 use crate::sinks::trace_agent::TraceAgentClient;
+use crate::sinks::xray::{XrayDaemon, XrayHeader};
 
 /// Where finished traces go, chosen as Datadog's tracer chooses (§5.15).
 pub enum TraceSink {
@@ -68,6 +69,8 @@ pub struct TraceProcessor {
     /// Invocations whose handler is running, by request id: a handler asking for its trace
     /// begins it here, and the trace sent after the response is that same one.
     in_flight: Mutex<HashMap<String, Arc<InFlight>>>,
+    /// The X-Ray daemon (`AWS_XRAY_DAEMON_ADDRESS`), for Datadog's metadata subsegments.
+    xray: Option<XrayDaemon>,
 }
 
 /// An invocation whose handler is running. Its trace is begun only when the handler asks for
@@ -81,11 +84,12 @@ struct InFlight {
 impl TraceProcessor {
     pub fn new(config: TraceConfig, function: FunctionInfo, sink: TraceSink) -> Self {
         Self {
-            config,
             function: Mutex::new(function),
             sink,
             flushed_at_timeout: Mutex::new(HashSet::new()),
             in_flight: Mutex::new(HashMap::new()),
+            xray: XrayDaemon::from_address(config.xray_daemon_address.as_deref()),
+            config,
         }
     }
 
@@ -154,6 +158,44 @@ impl TraceProcessor {
             .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
     }
 
+    /// §6.3: the incoming Datadog context and the trigger tags, as X-Ray metadata subsegments.
+    fn send_xray_metadata(&self, invocation: &Invocation, upstream: Option<&TraceContext>, spans: &[Span]) {
+        let Some(daemon) = &self.xray else { return };
+        let Some(header) = invocation.context.xray_trace_id.as_deref().and_then(XrayHeader::parse) else {
+            return;
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        if let Some(context) = upstream {
+            let trace_id = if context.trace_id.high == 0 {
+                context.trace_id.low.to_string()
+            } else {
+                ((u128::from(context.trace_id.high) << 64) | u128::from(context.trace_id.low)).to_string()
+            };
+            let value = serde_json::json!({
+                "trace-id": trace_id,
+                "parent-id": context.parent_id.to_string(),
+                "sampling-priority": context.sampling_priority.unwrap_or(1).to_string(),
+            });
+            daemon.send_metadata(&header, "trace", value, now);
+        }
+        let trigger_tags: serde_json::Map<String, serde_json::Value> = spans
+            .iter()
+            .find(|span| span.name == "aws.lambda")
+            .map(|span| {
+                span.meta
+                    .iter()
+                    .filter(|(key, _)| key.starts_with("function_trigger.") || key.starts_with("http."))
+                    .map(|(key, value)| (key.clone(), serde_json::Value::String(value.clone())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !trigger_tags.is_empty() {
+            daemon.send_metadata(&header, "lambda_function_tags", serde_json::Value::Object(trigger_tags), now);
+        }
+    }
+
     async fn handle(&self, event: &LifecycleEvent) {
         match event {
             LifecycleEvent::Init(init) => {
@@ -182,7 +224,9 @@ impl TraceProcessor {
                 }
                 let function = self.function();
                 let trace = begun.unwrap_or_else(|| self.begin(&report.invocation, report.handler_started.epoch_ns()));
+                let upstream = trace.context.clone().filter(|c| c.source == ContextSource::Event);
                 let spans = finish_invocation_trace(trace, report, &function, &self.config);
+                self.send_xray_metadata(&report.invocation, upstream.as_ref(), &spans);
                 self.sink.send(spans).await;
             }
             LifecycleEvent::TimeoutApproaching {
