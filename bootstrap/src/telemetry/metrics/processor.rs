@@ -288,7 +288,7 @@ impl MetricsProcessor {
 
     fn on_invocation(&self, report: &InvocationReport) -> (Vec<MetricPoint>, Vec<String>) {
         let arn = &report.invocation.context.invoked_function_arn;
-        let tags = enhanced_tags(&self.statics, Some(arn.as_str()).filter(|a| !a.is_empty()), report.cold_start);
+        let tags = enhanced_tags(&self.statics, Some(arn.as_str()), report.cold_start);
         let facts = enhanced::outcome_facts(report);
         let mut measured = enhanced::invocation_metrics(report, &facts);
         let already_flushed = self
@@ -451,7 +451,7 @@ impl MetricsProcessor {
                 ..
             } => {
                 let arn = invocation.context.invoked_function_arn.as_str();
-                let tags = enhanced_tags(&self.statics, Some(arn).filter(|a| !a.is_empty()), *cold_start);
+                let tags = enhanced_tags(&self.statics, Some(arn), *cold_start);
                 let invocations = vec![Measured {
                     metric: enhanced::EnhancedMetric::Invocations,
                     value: MetricValue::Integer(1),
