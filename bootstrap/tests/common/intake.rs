@@ -166,7 +166,11 @@ pub fn points(requests: &[Recorded]) -> Vec<(String, f64, Vec<String>)> {
                 .collect();
             for point in series["points"].as_array().into_iter().flatten() {
                 for value in point[1].as_array().into_iter().flatten() {
-                    out.push((series["metric"].as_str().unwrap_or_default().to_owned(), value.as_f64().unwrap_or(f64::NAN), tags.clone()));
+                    out.push((
+                        series["metric"].as_str().unwrap_or_default().to_owned(),
+                        value.as_f64().unwrap_or(f64::NAN),
+                        tags.clone(),
+                    ));
                 }
             }
         }
