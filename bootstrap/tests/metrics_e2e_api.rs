@@ -201,3 +201,28 @@ async fn an_intake_outage_loses_nothing_and_the_shutdown_flush_delivers_it() {
         function.stderr()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_sends_the_points_before_the_sandbox_is_killed() {
+    let journal = Journal::default();
+    let intake = Intake::start(IntakeOptions::default(), journal.clone()).await;
+    let host = intake.url();
+    let function = Function::start(
+        "sleep",
+        &[("DD_API_KEY", KEY), ("DATADOG_HOST", host.as_str())],
+        &["--timeout", "1"],
+    );
+    let reply = function.emulator.spawn_invoke(r#"{"ms":5000}"#);
+    function.wait_for_handoffs(1);
+    function.statsd(b"e2e.before.timeout:1|d");
+    let reply = reply.await.unwrap();
+    journal.note("invoke answered");
+    assert_eq!(reply.json()["errorType"], "Sandbox.Timedout", "{}", reply.text());
+    // Sent by the flush the deadline watch starts shortly before the kill, so it was answered
+    // before the emulator killed the runtime and answered the invoke.
+    let requests = intake.requests();
+    assert_eq!(points(&requests).len(), 1, "{:?}", journal.entries());
+    assert_eq!(points(&requests)[0].0, "e2e.before.timeout");
+    let (answered, timed_out) = (journal.position("intake answered 1"), journal.position("invoke answered"));
+    assert!(answered.is_some() && answered < timed_out, "{:?}", journal.entries());
+}

@@ -272,6 +272,37 @@ async fn dogstatsd_garbage_and_oversized_datagrams_leave_good_lines_through() {
     );
     let dist = lines.iter().find(|l| name(l) == "ok.dist").unwrap();
     assert_eq!(tags(dist)[0], "c:d");
-    // The function kept serving.
+    // The refusals are told once, with their reasons, so the sender can learn what went wrong.
+    let stderr = function.stderr();
+    let refusals: Vec<&str> = stderr.lines().filter(|l| l.contains("DogStatsD: refused")).collect();
+    assert_eq!(refusals.len(), 1, "{stderr}");
+    assert!(
+        refusals[0].contains("refused 4 line(s)")
+            && refusals[0].contains("malformed: 1, unsupported type: 1, oversized or not UTF-8 datagram: 2"),
+        "{}",
+        refusals[0]
+    );
+    // The function kept serving, and says nothing more while nothing more is refused.
     assert_eq!(function.invoke(r#"{"still":"up"}"#).await.json()["still"], "up");
+    function.wait_for_metric("the second invocation", |_| {
+        let lines = function.metric_lines();
+        lines.iter().filter(|l| name(l) == "aws.lambda.enhanced.invocations").count() == 2
+    });
+    assert_eq!(function.stderr().matches("DogStatsD: refused").count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enhanced_metrics_off_leaves_only_custom_metrics() {
+    let function = Function::start("echo", &[("DD_FLUSH_TO_LOG", "true"), ("DD_ENHANCED_METRICS", "false")], &[]);
+    function.statsd(b"still.custom:3|d");
+    tokio::time::sleep(DATAGRAM_SETTLE).await;
+    function.invoke("{}").await;
+    function.invoke("{}").await;
+    let custom = function.wait_for_metric("the custom metric", |l| name(l) == "still.custom");
+    assert_eq!(custom["v"], 3);
+    let lines = function.metric_lines();
+    assert!(
+        !lines.iter().any(|l| name(l).starts_with("aws.lambda.enhanced.")),
+        "DD_ENHANCED_METRICS=false: {lines:?}"
+    );
 }

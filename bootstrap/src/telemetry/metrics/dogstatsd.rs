@@ -132,6 +132,24 @@ impl DogStatsDStats {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The non-zero refusal counters, for a log line: `malformed: 2, unsupported type: 1`.
+    pub fn refusals(&self) -> String {
+        [
+            ("malformed", &self.malformed),
+            ("bad value", &self.bad_value),
+            ("unsupported type", &self.unsupported_type),
+            ("too many tags", &self.too_many_tags),
+            ("bad timestamp", &self.bad_timestamp),
+            ("oversized or not UTF-8 datagram", &self.bad_datagram),
+        ]
+        .iter()
+        .map(|(reason, counter)| (reason, counter.load(Ordering::Relaxed)))
+        .filter(|(_, count)| *count > 0)
+        .map(|(reason, count)| format!("{reason}: {count}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+    }
+
     pub fn rejected(&self) -> u64 {
         [
             &self.malformed,
@@ -281,6 +299,10 @@ mod tests {
         assert!(parse_datagram(&[0xff, 0xfe], NOW, &stats).is_empty());
         assert_eq!(stats.bad_datagram.load(Ordering::Relaxed), 2);
         assert_eq!(stats.rejected(), 5);
+        assert_eq!(
+            stats.refusals(),
+            "malformed: 1, unsupported type: 1, bad timestamp: 1, oversized or not UTF-8 datagram: 2"
+        );
     }
 
     #[tokio::test]

@@ -105,6 +105,8 @@ pub struct MetricsProcessor {
     usage: Option<Arc<UsageMonitor>>,
     custom: Mutex<Vec<MetricPoint>>,
     dogstatsd: Mutex<Option<(DogStatsDServer, mpsc::Receiver<MetricPoint>)>>,
+    /// DogStatsD refusals already reported in a log line.
+    dogstatsd_refusals_logged: AtomicU64,
     state: Mutex<State>,
     pub stats: FlushStats,
 }
@@ -167,6 +169,7 @@ impl MetricsProcessor {
             usage,
             custom: Mutex::new(Vec::new()),
             dogstatsd: Mutex::new(None),
+            dogstatsd_refusals_logged: AtomicU64::new(0),
             state: Mutex::new(State::default()),
             stats: FlushStats::default(),
         });
@@ -243,13 +246,28 @@ impl MetricsProcessor {
     fn take_custom(&self) -> Vec<MetricPoint> {
         let mut points = self.custom.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
         if let Ok(mut slot) = self.dogstatsd.lock() {
-            if let Some((_, rx)) = slot.as_mut() {
+            if let Some((server, rx)) = slot.as_mut() {
                 while let Ok(point) = rx.try_recv() {
                     points.push(point);
                 }
+                self.log_dogstatsd_refusals(server);
             }
         }
         points
+    }
+
+    /// One warning per flush that saw new refused DogStatsD lines, so a child sending garbage
+    /// learns why its metrics are missing (the counters only grow).
+    fn log_dogstatsd_refusals(&self, server: &DogStatsDServer) {
+        let refused = server.stats.rejected();
+        let logged = self.dogstatsd_refusals_logged.swap(refused, Ordering::Relaxed);
+        if refused > logged {
+            tracing::warn!(
+                "DogStatsD: refused {} line(s) since the last flush; refused so far by reason: {}",
+                refused - logged,
+                server.stats.refusals()
+            );
+        }
     }
 
     /// Turns computed metrics into points, keeping only those this transport should send.
