@@ -62,7 +62,7 @@ async fn kms_key_and_points_reach_the_intake_after_the_response() {
     let journal = Journal::default();
     let intake = Intake::start(
         IntakeOptions {
-            hold: true,
+            hold_first: usize::MAX,
             ..IntakeOptions::default()
         },
         journal.clone(),

@@ -42,8 +42,9 @@ impl Journal {
 
 #[derive(Clone, Copy, Default)]
 pub struct IntakeOptions {
-    /// Hold every answer until [`Intake::release`] (or [`HOLD_LIMIT`]).
-    pub hold: bool,
+    /// Hold the answers to the first `hold_first` requests until [`Intake::release`] (or
+    /// [`HOLD_LIMIT`]); `usize::MAX` holds them all.
+    pub hold_first: usize,
     /// Answer the first `fail_first` requests with `fail_status`.
     pub fail_first: usize,
     pub fail_status: u16,
@@ -99,7 +100,7 @@ impl Intake {
                                 store.len()
                             };
                             log.note(format!("intake received {n}"));
-                            if options.hold {
+                            if n <= options.hold_first {
                                 let _ = tokio::time::timeout(HOLD_LIMIT, released.wait_for(|r| *r)).await;
                             }
                             let status = if n <= options.fail_first { options.fail_status } else { 202 };
