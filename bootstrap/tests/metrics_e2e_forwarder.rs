@@ -12,14 +12,8 @@ mod function;
 #[path = "common/metrics.rs"]
 mod metrics;
 
-use std::time::Duration;
-
 use function::{expected_runtime_tag, has_tag, metric_lines, name, tags, Function};
 use serde_json::Value;
-
-/// Enough for a datagram on loopback to be read by the bootstrap's listener before the next
-/// flush takes what it has; the tests never assert on durations.
-const DATAGRAM_SETTLE: Duration = Duration::from_millis(250);
 
 /// The Forwarder's `extract_metric` rule: a JSON object with m, v, e, t; t a list; v a number.
 fn forwarder_accepts(line: &str) -> bool {
@@ -51,7 +45,8 @@ fn forwarder() -> [(&'static str, &'static str); 1] {
 async fn stdout_matches_the_seeds_lines_and_the_shutdown_flushes_the_rest() {
     // `sleep` answers `{"ms":300}` and fails on `{}` (no `ms`): the seed's echo, echo, error. The
     // custom metric is sent while the handler runs, as the seed's handler calls lambda_metric;
-    // the failing handler returns at once, so its metric is sent just before it is invoked.
+    // the failing handler returns at once, so its metric is sent just before it is invoked (the
+    // flush reads every datagram already sent, so it lands in that invocation's flush).
     let mut function = Function::start("sleep", &forwarder(), &[]);
     let events = [r#"{"ms":300}"#, r#"{"ms":300}"#, "{}"];
     for (i, event) in events.iter().enumerate() {
@@ -62,7 +57,6 @@ async fn stdout_matches_the_seeds_lines_and_the_shutdown_flushes_the_rest() {
             reply.await.unwrap()
         } else {
             function.statsd(b"peer.test.count:1|d|#k:v");
-            tokio::time::sleep(DATAGRAM_SETTLE).await;
             function.invoke(event).await
         };
         assert_eq!(reply.header("X-Amz-Function-Error").is_some(), i == 2, "{}", reply.text());
@@ -142,7 +136,6 @@ async fn stdout_matches_the_seeds_lines_and_the_shutdown_flushes_the_rest() {
     };
     assert_eq!(post_runtime(&ours), 2);
     function.statsd(b"after.last.invoke:7|c|#k:v");
-    tokio::time::sleep(DATAGRAM_SETTLE).await;
     let status = function.emulator.terminate();
     assert!(status.success(), "{status:?}");
     let after = metric_lines(&function.emulator.stdout.text());
@@ -217,7 +210,6 @@ async fn a_timeout_flushes_before_the_sandbox_is_killed() {
     let function = Function::start("sleep", &forwarder(), &["--timeout", "1"]);
     function.invoke(r#"{"ms":0}"#).await;
     function.statsd(b"before.timeout:1|c");
-    tokio::time::sleep(DATAGRAM_SETTLE).await;
     let reply = function.invoke(r#"{"ms":5000}"#).await;
     assert_eq!(reply.json()["errorType"], "Sandbox.Timedout", "{}", reply.text());
 
@@ -249,7 +241,6 @@ async fn dogstatsd_garbage_and_oversized_datagrams_leave_good_lines_through() {
     function.statsd(b"\xff\xfe not utf-8");
     function.statsd(&vec![b'a'; 9000]);
     function.statsd(b"garbage without a type\nok.count:2|c|@0.5|#a:b\nok.gauge:1.5|g\nok.hist:3|h\nok.dist:1:2|d|#c:d");
-    tokio::time::sleep(DATAGRAM_SETTLE).await;
     let reply = function.invoke("{}").await;
     assert_eq!(reply.text(), "{}");
     function.wait_for_metric("the DogStatsD lines", |l| name(l) == "ok.dist");
@@ -295,7 +286,6 @@ async fn dogstatsd_garbage_and_oversized_datagrams_leave_good_lines_through() {
 async fn enhanced_metrics_off_leaves_only_custom_metrics() {
     let function = Function::start("echo", &[("DD_FLUSH_TO_LOG", "true"), ("DD_ENHANCED_METRICS", "false")], &[]);
     function.statsd(b"still.custom:3|d");
-    tokio::time::sleep(DATAGRAM_SETTLE).await;
     function.invoke("{}").await;
     function.invoke("{}").await;
     let custom = function.wait_for_metric("the custom metric", |l| name(l) == "still.custom");
