@@ -18,6 +18,8 @@ use super::point::{MetricPoint, MetricValue};
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8125";
 /// Largest datagram read (the Extension's default buffer); a larger one is refused whole.
 pub const MAX_DATAGRAM_BYTES: usize = 8192;
+/// Most datagrams one pre-flush drain reads; the rest wait for the next flush.
+const MAX_DATAGRAMS_PER_DRAIN: usize = 4096;
 /// Most tags one metric may carry (the Extension's limit).
 pub const MAX_TAGS: usize = 100;
 
@@ -268,7 +270,9 @@ impl DogStatsDServer {
                         }
                     }
                     Some(done) = drain_requests.recv() => {
-                        while let Ok((len, _)) = drain_socket.recv_from(&mut buffer) {
+                        // Bounded, so a child that never stops sending cannot stall the server.
+                        for _ in 0..MAX_DATAGRAMS_PER_DRAIN {
+                            let Ok((len, _)) = drain_socket.recv_from(&mut buffer) else { break };
                             accept(&buffer[..len]);
                         }
                         let _ = done.send(());
