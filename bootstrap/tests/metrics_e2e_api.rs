@@ -14,11 +14,15 @@ mod intake;
 #[path = "common/moto.rs"]
 mod moto;
 
+#[path = "common/metrics.rs"]
+mod metrics;
+
 use std::time::Duration;
 
 use base64::Engine;
-use function::{has_tag, name, Function};
+use function::{has_tag, name, tags, Function};
 use intake::{points, Intake, IntakeOptions, Journal};
+use serde_json::Value;
 
 const KEY: &str = "0123456789abcdef0123456789abcdef";
 /// How long the held intake keeps the flush waiting once the test has the response: the flush's
@@ -222,4 +226,86 @@ async fn a_timeout_sends_the_points_before_the_sandbox_is_killed() {
     assert_eq!(points(&requests)[0].0, "e2e.before.timeout");
     let (answered, timed_out) = (journal.position("intake answered 1"), journal.position("invoke answered"));
     assert!(answered.is_some() && answered < timed_out, "{:?}", journal.entries());
+}
+
+/// The seed's self-naming tags mapped to placeholders, so its lines and ours compare.
+fn normalised_tags<S: AsRef<str>>(tags: &[S]) -> Vec<String> {
+    tags.iter()
+        .map(|tag| match tag.as_ref().split_once(':') {
+            Some(("runtime", _)) => "runtime:<runtime>".into(),
+            Some(("datadog_lambda", _)) | Some(("datadog_lambda_bootstrap", _)) => "<library-version>".into(),
+            Some(("dd_lambda_layer", _)) => "<layer>".into(),
+            _ => tag.as_ref().to_owned(),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_and_stdout_match_the_seeds_in_api_mode() {
+    let intake = Intake::start(IntakeOptions::default(), Journal::default()).await;
+    let host = intake.url();
+    let function = Function::start("sleep", &[("DD_API_KEY", KEY), ("DATADOG_HOST", host.as_str())], &[]);
+    // The seed's echo, echo, error, each calling lambda_metric once (see the Forwarder test).
+    for (i, event) in [r#"{"ms":300}"#, r#"{"ms":300}"#, "{}"].iter().enumerate() {
+        let reply = if i < 2 {
+            let reply = function.emulator.spawn_invoke(event);
+            function.wait_for_handoffs(i + 1);
+            function.statsd(b"peer.test.count:1|d|#k:v");
+            reply.await.unwrap()
+        } else {
+            function.statsd(b"peer.test.count:1|d|#k:v");
+            function.invoke(event).await
+        };
+        assert_eq!(reply.header("X-Amz-Function-Error").is_some(), i == 2, "{}", reply.text());
+        assert!(intake.wait_for_requests(i + 1, Duration::from_secs(20)).await);
+    }
+
+    // One request per invocation, as the seed's synchronous flush makes them.
+    let ours = intake.requests();
+    let reference = metrics::reference("datadog_lambda_api_requests.jsonl");
+    let reference: Vec<Value> = reference.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(ours.len(), reference.len());
+    for (got, expected) in ours.iter().zip(&reference) {
+        assert_eq!(got.path, expected["path"]);
+        for header in ["dd-api-key", "content-type", "content-encoding"] {
+            assert_eq!(got.headers[header].to_str().unwrap(), expected["headers"][header], "{header}");
+        }
+        let (series, expected_series) = (&got.body["series"][0], &expected["body"]["series"][0]);
+        let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys(series), keys(expected_series));
+        for field in ["metric", "type", "host", "device", "interval"] {
+            assert_eq!(series[field], expected_series[field], "{field}");
+        }
+        let as_strs = |v: &Value| {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        let (got_tags, expected_tags) = (as_strs(&series["tags"]), as_strs(&expected_series["tags"]));
+        assert_eq!(normalised_tags(&got_tags), normalised_tags(&expected_tags));
+        let point = &series["points"][0];
+        assert!(point[0].as_f64().unwrap() % 10.0 == 0.0, "a 10 s bucket, as a float: {point}");
+        assert_eq!(point[1], expected_series["points"][0][1], "values as floats");
+    }
+
+    // stdout: the seed prints its enhanced metrics for the Forwarder in API mode too.
+    function.wait_for_metric("the error", |l| name(l) == "aws.lambda.enhanced.errors");
+    let lines = function.metric_lines();
+    let expected = metrics::reference("datadog_lambda_api_mode_stdout.txt");
+    let mut cursor = 0;
+    for expected in expected.lines().filter(|l| l.starts_with('{')) {
+        let expected: Value = serde_json::from_str(expected).unwrap();
+        let found = lines[cursor..]
+            .iter()
+            .position(|got| got["m"] == expected["m"] && normalised_tags(&tags(got)) == normalised_tags(&tags(&expected)))
+            .unwrap_or_else(|| panic!("no line of ours after {cursor} matches {expected}: {lines:?}"));
+        assert_eq!(lines[cursor + found]["v"], expected["v"]);
+        cursor += found + 1;
+    }
+    assert!(
+        !lines.iter().any(|l| name(l) == "peer.test.count"),
+        "custom metrics go to the API only"
+    );
 }
