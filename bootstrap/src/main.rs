@@ -68,6 +68,7 @@ async fn serve(config: Config, process_started: Timestamp) -> ExitCode {
     };
     let client = RuntimeApiClient::new(endpoint);
     let telemetry = Telemetry::from_config(&config);
+    telemetry.start_dogstatsd().await;
     let observers = telemetry.observers();
 
     // Registered during init, beside the handler's own init, as Lambda requires of extensions.
