@@ -53,7 +53,8 @@ impl Telemetry {
         match self.metrics.start_dogstatsd(addr).await {
             Ok(Some(bound)) => tracing::debug!(%bound, "DogStatsD listener started"),
             Ok(None) => {}
-            Err(err) => tracing::warn!("{err}; custom metrics sent over DogStatsD will not be collected"),
+            // Most often the Datadog Extension (or another function's bootstrap, locally) owns it.
+            Err(err) => tracing::debug!("{err}; custom metrics sent over DogStatsD will not be collected by the bootstrap"),
         }
     }
 
