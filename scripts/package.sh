@@ -44,6 +44,17 @@ if [ ${#handlers[@]} -eq 0 ]; then
   handlers=("$out_dir/libhandlers_example.so")
 fi
 
+# A handler built elsewhere (plain `cargo build` on a newer distribution) may need a newer glibc
+# than Amazon Linux 2 has: say so, since it still loads on provided.al2023 (glibc 2.34).
+if command -v readelf >/dev/null; then
+  for file in "${handlers[@]}"; do
+    newest=$(readelf -V -W "$file" 2>/dev/null | grep -o 'GLIBC_[0-9][0-9.]*' | sort -uV | tail -1 || true)
+    if [ -n "$newest" ] && [ "$(printf '%s\n' "$newest" GLIBC_2.26 | sort -V | tail -1)" != GLIBC_2.26 ]; then
+      echo "package.sh: warning: $file needs $newest: it loads on provided.al2023 but not on provided.al2 (glibc 2.26); build it with cargo zigbuild --target x86_64-unknown-linux-gnu.2.26" >&2
+    fi
+  done
+fi
+
 mkdir -p "$dist"
 python3 scripts/package_zip.py "$dist/function.zip" "$out_dir/bootstrap" "${handlers[@]}"
 python3 scripts/package_zip.py "$dist/layer.zip" "$out_dir/bootstrap"

@@ -29,7 +29,16 @@ fn dist() -> &'static Path {
     static DIST: OnceLock<PathBuf> = OnceLock::new();
     DIST.get_or_init(|| {
         let dist = Path::new(env!("CARGO_TARGET_TMPDIR")).join("packaging-dist");
-        let output = Command::new(workspace_root().join("scripts/package.sh"))
+        let mut command = Command::new(workspace_root().join("scripts/package.sh"));
+        // `cargo test` gives a test variables of its own (CARGO_PKG_*, RUSTUP_TOOLCHAIN, an
+        // LD_LIBRARY_PATH into target/debug, ...) that would make the nested release build look
+        // different from a user's and rebuild it all: run the command as the user's shell would.
+        for (name, _) in std::env::vars_os() {
+            if is_set_by_cargo_test(&name.to_string_lossy()) {
+                command.env_remove(&name);
+            }
+        }
+        let output = command
             .env("DIST_DIR", &dist)
             .current_dir(workspace_root())
             .output()
@@ -43,6 +52,25 @@ fn dist() -> &'static Path {
         );
         dist
     })
+}
+
+/// The variables cargo adds to a test's environment (those a user's shell has too, such as
+/// CARGO_HOME, are kept).
+fn is_set_by_cargo_test(name: &str) -> bool {
+    const NAMES: [&str; 10] = [
+        "CARGO",
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+        "CARGO_CRATE_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "RUSTUP_TOOLCHAIN",
+        "RUSTUP_TOOLCHAIN_SOURCE",
+        "RUST_RECURSION_COUNT",
+        "LD_LIBRARY_PATH",
+    ];
+    const PREFIXES: [&str; 3] = ["CARGO_PKG_", "CARGO_BIN_EXE_", "CARGO_BIN_NAME"];
+    NAMES.contains(&name) || PREFIXES.iter().any(|prefix| name.starts_with(prefix))
 }
 
 /// One entry of a zip as `zipinfo` lists it: its Unix mode string and its path.
@@ -132,7 +160,9 @@ fn glibc_above_floor(elf: &Path) -> Vec<String> {
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).map(|m| m.permissions().mode() & 0o111 == 0o111).unwrap_or(false)
+    std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o111 == 0o111)
+        .unwrap_or(false)
 }
 
 #[test]
@@ -166,7 +196,10 @@ fn packaged_binaries_need_no_glibc_above_2_26() {
     unzip(&dist().join("function.zip"), unpacked.path());
     for file in ["bootstrap", EXAMPLE_HANDLER] {
         let above = glibc_above_floor(&unpacked.path().join(file));
-        assert!(above.is_empty(), "{file} would not load on provided.al2 (glibc 2.26): it needs {above:?}");
+        assert!(
+            above.is_empty(),
+            "{file} would not load on provided.al2 (glibc 2.26): it needs {above:?}"
+        );
     }
 }
 
@@ -207,7 +240,13 @@ async fn echo_once(bootstrap: &Path, task_root: &Path) -> serde_json::Value {
         reply.text(),
         emulator.stderr.text()
     );
-    assert_eq!(reply.header("x-amz-function-error"), None, "{}\nstderr:\n{}", reply.text(), emulator.stderr.text());
+    assert_eq!(
+        reply.header("x-amz-function-error"),
+        None,
+        "{}\nstderr:\n{}",
+        reply.text(),
+        emulator.stderr.text()
+    );
     reply.json()
 }
 
