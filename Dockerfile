@@ -11,12 +11,17 @@
 # TARGETARCH (set by BuildKit from --platform), so an arm64 image needs no emulation to build,
 # and both architectures get the same glibc 2.26 floor as dist/function.zip.
 #
-# Pins: the Rust image is the workspace's toolchain (1.95.0) and the base is a dated AL2023
-# tag; both by their multi-platform index digest. Refresh a digest with
+# Pins: the Rust image is the workspace's toolchain (1.95.0) and the base a dated AL2023 tag, each
+# with the digest public Dockerfiles pin it by (not checked against the registry from the
+# machine this was written on: there is no Docker there). Check or refresh one with
 #   docker buildx imagetools inspect IMAGE:TAG
-# cargo-zigbuild and ziglang match scripts/peer-requirements.txt.
+# and override it without editing this file: --build-arg RUST_IMAGE=... / LAMBDA_BASE_IMAGE=...
+# cargo-zigbuild and ziglang match scripts/peer-requirements.txt (scripts/lint-dockerfile.sh
+# checks that).
+ARG RUST_IMAGE=rust:1.95.0-slim-bookworm@sha256:d7482085ff5b415f84dba5647ae71606650bdef00db7aeb69f4b3d170c3e4082
+ARG LAMBDA_BASE_IMAGE=public.ecr.aws/lambda/provided:al2023.2026.02.27.21@sha256:9ee3f032d4063febdf42a2a1f15149ce8358130753e48fcaf86eae731fab38ff
 
-FROM --platform=$BUILDPLATFORM rust:1.95.0-slim-bookworm@sha256:d7482085ff5b415f84dba5647ae71606650bdef00db7aeb69f4b3d170c3e4082 AS build
+FROM --platform=$BUILDPLATFORM ${RUST_IMAGE} AS build
 ARG TARGETARCH
 # The glibc floor of the build: Amazon Linux 2's, so the same binary serves provided.al2 too.
 ARG GLIBC_FLOOR=2.26
@@ -53,7 +58,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
  && mkdir /out \
  && cp "target/$rust_target/release/bootstrap" "target/$rust_target/release/libhandlers_example.so" /out/
 
-FROM public.ecr.aws/lambda/provided:al2023.2026.02.27.21@sha256:9ee3f032d4063febdf42a2a1f15149ce8358130753e48fcaf86eae731fab38ff
+FROM ${LAMBDA_BASE_IMAGE}
 # The base's entrypoint runs /var/runtime/bootstrap (behind AWS's emulator when no Runtime API
 # is given) with _HANDLER set from CMD; the handler library is looked up in LAMBDA_TASK_ROOT.
 COPY --from=build /out/bootstrap /var/runtime/bootstrap
