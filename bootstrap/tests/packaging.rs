@@ -10,6 +10,7 @@ mod emulator_support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use emulator_support::EmulatorProcess;
 use http::StatusCode;
@@ -224,7 +225,7 @@ fn glibc_versions_compare_as_numbers() {
 }
 
 /// Starts `bootstrap` under the emulator in `task_root` with the example echo handler, invokes
-/// once and returns the reply's JSON.
+/// once, checks the invocation's metric line, and returns the reply's JSON.
 async fn echo_once(bootstrap: &Path, task_root: &Path) -> serde_json::Value {
     let handler = format!("DD_LAMBDA_HANDLER={EXAMPLE_HANDLER}:echo");
     let emulator = EmulatorProcess::start_in(
@@ -247,6 +248,14 @@ async fn echo_once(bootstrap: &Path, task_root: &Path) -> serde_json::Value {
         reply.text(),
         emulator.stderr.text()
     );
+    // The packaged binary carries the telemetry too: DD_FLUSH_TO_LOG writes the enhanced
+    // metrics as Forwarder lines on stdout.
+    if let Err(stdout) = emulator.stdout.wait_for("aws.lambda.enhanced.invocations", Duration::from_secs(10)) {
+        panic!(
+            "no enhanced invocations metric on stdout:\n{stdout}\nstderr:\n{}",
+            emulator.stderr.text()
+        );
+    }
     reply.json()
 }
 
