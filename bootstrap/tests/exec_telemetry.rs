@@ -175,6 +175,14 @@ async fn universal_instrumentation_and_trace_agent_endpoints() {
     let universal = |path: &str| format!("http://127.0.0.1:{}{path}", function.universal_port);
     let agent = |path: &str| format!("http://127.0.0.1:{}{path}", function.agent_port);
 
+    // The emulator starts the bootstrap on the first invoke: wait until the endpoints listen.
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", function.universal_port)).is_err()
+        || std::net::TcpStream::connect(("127.0.0.1", function.agent_port)).is_err()
+    {
+        assert!(started.elapsed() < Duration::from_secs(20), "the endpoints never listened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let hello = emulator_support::get(&universal("/lambda/hello"), &[]).await;
     assert_eq!(hello.status, 200);
     let info = emulator_support::get(&agent("/info"), &[]).await;
