@@ -128,7 +128,11 @@ async fn with_tracing_off_lines_are_untouched() {
     let function = start("logs_handler", &[("DD_TRACE_ENABLED", "false")]);
     let reply = function.emulator.invoke("{}").await;
     assert_eq!(reply.json(), json!({"ok": true}));
-    function.emulator.stdout.wait_for("through logging", Duration::from_secs(10)).unwrap();
+    function
+        .emulator
+        .stdout
+        .wait_for("through logging", Duration::from_secs(10))
+        .unwrap();
     let lines = stdout_lines(&function);
     assert!(lines.contains(&"plain text line".to_owned()), "{lines:#?}");
     assert!(!function.emulator.stdout.text().contains("dd.trace_id"), "{lines:#?}");
@@ -155,10 +159,17 @@ async fn a_ddtrace_child_puts_its_spans_under_aws_lambda() {
     assert_eq!(work.service, "child-svc");
     assert_eq!(work.meta("work.kind"), Some("test"));
     assert_eq!(work.meta("_dd.origin"), Some("lambda"));
-    assert!(work.start >= lambda.start && work.end() <= lambda.end() + 5_000_000, "{work:#?} {lambda:#?}");
+    assert!(
+        work.start >= lambda.start && work.end() <= lambda.end() + 5_000_000,
+        "{work:#?} {lambda:#?}"
+    );
 
     // Its log line carries the same trace.
-    let logged = function.emulator.stdout.wait_for("inside the child's span", Duration::from_secs(5)).unwrap();
+    let logged = function
+        .emulator
+        .stdout
+        .wait_for("inside the child's span", Duration::from_secs(5))
+        .unwrap();
     let line = logged.lines().find(|l| l.contains("inside the child's span")).unwrap();
     assert!(line.contains(&format!("dd.trace_id={}", log_trace_id(&lambda))), "{line}");
 }
@@ -207,12 +218,20 @@ async fn universal_instrumentation_and_trace_agent_endpoints() {
     // Garbage is refused, and the endpoints keep serving.
     let garbage = post(&agent("/v0.4/traces"), vec![0xdd, 0xff, 0xff, 0xff, 0xff], &[]).await;
     assert_eq!(garbage.status, 400);
-    let garbage = post(&universal("/lambda/end-invocation?x"), b"\x00\x01".to_vec(), &[("x-datadog-invocation-error", "maybe")]).await;
+    let garbage = post(
+        &universal("/lambda/end-invocation?x"),
+        b"\x00\x01".to_vec(),
+        &[("x-datadog-invocation-error", "maybe")],
+    )
+    .await;
     assert_eq!(garbage.status, 200);
 
     let mut child = Span::new("tracer.op", TraceId::new(0, trace_id), 4242, parent_id);
     child.service = "tracer-svc".into();
-    child.start_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64;
+    child.start_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
     child.duration_ns = 1000;
     let mut stranger = Span::new("stranger.op", TraceId::new(0, 99), 4343, 17);
     stranger.start_ns = child.start_ns;
@@ -268,7 +287,10 @@ async fn dogstatsd_datagrams_from_the_child_come_out_as_metric_lines() {
         .unwrap_or_else(|text| panic!("no metric lines:\n{text}\nstderr:\n{}", function.emulator.stderr.text()));
     let metric = |name: &str| -> Value {
         let needle = format!("{{\"m\":\"{name}\"");
-        let line = text.lines().find(|l| l.starts_with(&needle)).unwrap_or_else(|| panic!("no {name} in:\n{text}"));
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&needle))
+            .unwrap_or_else(|| panic!("no {name} in:\n{text}"));
         serde_json::from_str(line).unwrap()
     };
     let layer = format!("dd_lambda_layer:datadog-bootstrap_{}", env!("CARGO_PKG_VERSION"));

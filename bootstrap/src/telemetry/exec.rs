@@ -1,7 +1,7 @@
 //! Telemetry for an exec child, started before the child: its log lines stamped with the
-//! invocation's trace ids, Datadog's endpoints its tracer and DogStatsD client talk to, and the
-//! variable that makes its tracer use them.
-use std::net::{Ipv4Addr, SocketAddr};
+//! invocation's trace ids, Datadog's endpoints its tracer talks to, and the variable that makes
+//! its tracer use them. (DogStatsD, which serves every handler, is `Telemetry::start_dogstatsd`.)
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::traces::listeners::{ChildTracerEndpoints, TRACE_AGENT_ADDR, UNIVERSAL_INSTRUMENTATION_ADDR};
@@ -10,13 +10,9 @@ use super::Telemetry;
 use crate::config::Environment;
 use crate::handler::exec::output::OutputConfig;
 
-/// DogStatsD's port, as Datadog's clients use it by default.
-pub const DOGSTATSD_ADDR: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8125);
-
 /// Where the exec endpoints listen (the Extension's ports in production; tests pick others).
 #[derive(Clone, Copy, Debug)]
 pub struct ExecAddresses {
-    pub dogstatsd: SocketAddr,
     pub universal_instrumentation: SocketAddr,
     pub trace_agent: SocketAddr,
 }
@@ -24,7 +20,6 @@ pub struct ExecAddresses {
 impl Default for ExecAddresses {
     fn default() -> Self {
         Self {
-            dogstatsd: DOGSTATSD_ADDR,
             universal_instrumentation: UNIVERSAL_INSTRUMENTATION_ADDR,
             trace_agent: TRACE_AGENT_ADDR,
         }
@@ -32,9 +27,9 @@ impl Default for ExecAddresses {
 }
 
 impl ExecAddresses {
-    /// The Datadog Agent's own port settings, `DD_DOGSTATSD_PORT` and `DD_APM_RECEIVER_PORT`,
-    /// move DogStatsD and the trace agent; `DD_UNIVERSAL_INSTRUMENTATION_PORT` moves 8124
-    /// (tracers only know 8124: it exists for tests). Invalid values keep the default.
+    /// The Datadog Agent's own setting `DD_APM_RECEIVER_PORT` moves the trace agent;
+    /// `DD_UNIVERSAL_INSTRUMENTATION_PORT` moves 8124 (tracers only know 8124: it exists for
+    /// tests). Invalid values keep the default.
     pub fn from_env(env: &Environment) -> Self {
         let port = |name: &str, default: SocketAddr| {
             env.non_empty(name)
@@ -42,7 +37,6 @@ impl ExecAddresses {
                 .map_or(default, |port| SocketAddr::new(default.ip(), port))
         };
         Self {
-            dogstatsd: port("DD_DOGSTATSD_PORT", DOGSTATSD_ADDR),
             universal_instrumentation: port("DD_UNIVERSAL_INSTRUMENTATION_PORT", UNIVERSAL_INSTRUMENTATION_ADDR),
             trace_agent: port("DD_APM_RECEIVER_PORT", TRACE_AGENT_ADDR),
         }
@@ -55,41 +49,27 @@ pub struct ExecTelemetry {
     /// How the child is started: its output's rewriter and extra environment.
     pub output: OutputConfig,
     pub endpoints: Option<ChildTracerEndpoints>,
-    pub dogstatsd: Option<SocketAddr>,
 }
 
 impl Telemetry {
-    /// Starts what an exec child needs: DogStatsD (unless the Extension owns metrics), and with
-    /// tracing on the universal-instrumentation and trace-agent endpoints and logs injection.
-    /// A port already taken is logged and skipped.
+    /// Starts what an exec child needs with tracing on: the universal-instrumentation and
+    /// trace-agent endpoints, and logs injection. A port already taken is logged and skipped.
+    /// With tracing off the child's output is copied untouched and nothing is started.
     pub async fn start_exec(&self, env: &Environment, addresses: ExecAddresses) -> ExecTelemetry {
-        let dogstatsd = match self.metrics.start_dogstatsd(addresses.dogstatsd).await {
-            Ok(bound) => bound,
-            Err(err) => {
-                tracing::warn!("{err}; is the Datadog Extension running? DogStatsD metrics from the function are not collected");
-                None
-            }
-        };
         let mut output = OutputConfig::default();
         let Some(traces) = &self.traces else {
-            return ExecTelemetry {
-                output,
-                endpoints: None,
-                dogstatsd,
-            };
+            return ExecTelemetry { output, endpoints: None };
         };
         if traces.config().logs_injection {
             output = output.with_rewriter(Arc::new(TraceLogRewriter::new(traces.clone())));
         }
-        let endpoints =
-            ChildTracerEndpoints::start(traces.clone(), addresses.universal_instrumentation, addresses.trace_agent).await;
+        let endpoints = ChildTracerEndpoints::start(traces.clone(), addresses.universal_instrumentation, addresses.trace_agent).await;
         if let Some(agent) = endpoints.agent {
             output = output.with_child_env(child_tracer_env(env, agent));
         }
         ExecTelemetry {
             output,
             endpoints: Some(endpoints),
-            dogstatsd,
         }
     }
 }
@@ -119,9 +99,12 @@ mod tests {
             child_tracer_env(&Environment::default(), agent),
             [("DD_TRACE_AGENT_URL".to_owned(), "http://127.0.0.1:8126".to_owned())]
         );
-        let moved = ExecAddresses::from_env(&Environment::from_pairs([("DD_APM_RECEIVER_PORT", "9126"), ("DD_DOGSTATSD_PORT", "x")]));
+        let moved = ExecAddresses::from_env(&Environment::from_pairs([
+            ("DD_APM_RECEIVER_PORT", "9126"),
+            ("DD_UNIVERSAL_INSTRUMENTATION_PORT", "x"),
+        ]));
         assert_eq!(moved.trace_agent.to_string(), "127.0.0.1:9126");
-        assert_eq!(moved.dogstatsd, DOGSTATSD_ADDR);
+        assert_eq!(moved.universal_instrumentation, UNIVERSAL_INSTRUMENTATION_ADDR);
         let chosen = Environment::from_pairs([("DD_AGENT_HOST", "10.0.0.1")]);
         assert!(child_tracer_env(&chosen, agent).is_empty());
     }

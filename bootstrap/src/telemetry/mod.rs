@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::handler::HostServices;
 use crate::lifecycle::Observers;
 
-pub use exec::{ExecAddresses, ExecTelemetry, DOGSTATSD_ADDR};
+pub use exec::{ExecAddresses, ExecTelemetry};
 pub use host::TelemetryHost;
 
 use self::metrics::{MetricsConfig, MetricsOutputs, MetricsProcessor};
@@ -45,6 +45,18 @@ impl Telemetry {
     /// What a handler library may ask of telemetry (pass to `handler::load`).
     pub fn host_services(&self) -> Arc<dyn HostServices> {
         Arc::new(TelemetryHost::new(self.metrics.clone(), self.traces.clone()))
+    }
+
+    /// Starts the DogStatsD listener for handlers and exec children (`127.0.0.1:DD_DOGSTATSD_PORT`)
+    /// unless the Datadog Extension owns that port. A bind failure is logged and the function
+    /// keeps serving without it.
+    pub async fn start_dogstatsd(&self) {
+        let addr = self.metrics.config().dogstatsd_addr();
+        match self.metrics.start_dogstatsd(addr).await {
+            Ok(Some(bound)) => tracing::debug!(%bound, "DogStatsD listener started"),
+            Ok(None) => {}
+            Err(err) => tracing::warn!("{err}; custom metrics sent over DogStatsD will not be collected"),
+        }
     }
 
     /// The lifecycle observers, traces first: their line is the cheaper one to lose at a timeout.

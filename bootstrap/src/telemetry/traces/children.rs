@@ -41,8 +41,7 @@ impl Candidate {
     }
 
     fn contains(&self, at_ns: i64) -> bool {
-        at_ns >= self.start_ns.saturating_sub(WINDOW_SLACK_NS)
-            && self.end_ns.is_none_or(|end| at_ns <= end.saturating_add(WINDOW_SLACK_NS))
+        at_ns >= self.start_ns.saturating_sub(WINDOW_SLACK_NS) && self.end_ns.is_none_or(|end| at_ns <= end.saturating_add(WINDOW_SLACK_NS))
     }
 }
 
@@ -180,10 +179,7 @@ mod tests {
 
     #[test]
     fn a_foreign_root_joins_the_only_invocation_running_when_it_started() {
-        let candidates = [
-            candidate(1, 1_000_000_000, Some(2_000_000_000)),
-            candidate(2, 3_000_000_000, None),
-        ];
+        let candidates = [candidate(1, 1_000_000_000, Some(2_000_000_000)), candidate(2, 3_000_000_000, None)];
         let chunk = [span(99, 7, 0, 3_500_000_000), span(99, 8, 7, 3_600_000_000)];
         assert_eq!(choose(&chunk, &candidates), Some(1));
         let placed = reparent(chunk.to_vec(), &candidates[1]);

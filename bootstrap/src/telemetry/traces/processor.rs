@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 
 use super::children::{self, ChildChunkOutcome, FinishedInvocation, RecentInvocations};
-use super::extract::{self, TraceContext};
+use super::extract::{self, ContextSource, TraceContext};
 use super::function_span::{init_error_span, mark_error, FunctionInfo};
 use super::invocation::{finish_invocation_trace, Completion, InvocationResult, InvocationTrace};
 use super::logs::Correlation;
@@ -16,6 +16,7 @@ use crate::handler::{BoxFuture, Invocation};
 use crate::lifecycle::{LifecycleEvent, LifecycleObserver, Timestamp};
 use crate::runtime_api::ErrorBody;
 use crate::sinks::trace_agent::TraceAgentClient;
+use crate::sinks::xray::{XrayDaemon, XrayHeader};
 
 /// Where finished traces go, chosen as Datadog's tracer chooses (§5.15).
 pub enum TraceSink {
@@ -76,6 +77,8 @@ pub struct TraceProcessor {
     /// The last invocations sent: spans a child tracer flushes after the answer still find
     /// their trace, and log lines printed just after the answer their ids.
     recent: Mutex<RecentInvocations>,
+    /// The X-Ray daemon (`AWS_XRAY_DAEMON_ADDRESS`), for Datadog's metadata subsegments.
+    xray: Option<XrayDaemon>,
 }
 
 /// An invocation whose handler is running. Its trace is begun only when the handler asks for
@@ -98,12 +101,13 @@ impl TraceProcessor {
 
     pub fn new(config: TraceConfig, function: FunctionInfo, sink: TraceSink) -> Self {
         Self {
-            config,
             function: Mutex::new(function),
             sink,
             flushed_at_timeout: Mutex::new(HashSet::new()),
             in_flight: Mutex::new(HashMap::new()),
             recent: Mutex::new(RecentInvocations::default()),
+            xray: XrayDaemon::from_address(config.xray_daemon_address.as_deref()),
+            config,
         }
     }
 
@@ -334,6 +338,44 @@ impl TraceProcessor {
             .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
     }
 
+    /// §6.3: the incoming Datadog context and the trigger tags, as X-Ray metadata subsegments.
+    fn send_xray_metadata(&self, invocation: &Invocation, upstream: Option<&TraceContext>, spans: &[Span]) {
+        let Some(daemon) = &self.xray else { return };
+        let Some(header) = invocation.context.xray_trace_id.as_deref().and_then(XrayHeader::parse) else {
+            return;
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        if let Some(context) = upstream {
+            let trace_id = if context.trace_id.high == 0 {
+                context.trace_id.low.to_string()
+            } else {
+                ((u128::from(context.trace_id.high) << 64) | u128::from(context.trace_id.low)).to_string()
+            };
+            let value = serde_json::json!({
+                "trace-id": trace_id,
+                "parent-id": context.parent_id.to_string(),
+                "sampling-priority": context.sampling_priority.unwrap_or(1).to_string(),
+            });
+            daemon.send_metadata(&header, "trace", value, now);
+        }
+        let trigger_tags: serde_json::Map<String, serde_json::Value> = spans
+            .iter()
+            .find(|span| span.name == "aws.lambda")
+            .map(|span| {
+                span.meta
+                    .iter()
+                    .filter(|(key, _)| key.starts_with("function_trigger.") || key.starts_with("http."))
+                    .map(|(key, value)| (key.clone(), serde_json::Value::String(value.clone())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !trigger_tags.is_empty() {
+            daemon.send_metadata(&header, "lambda_function_tags", serde_json::Value::Object(trigger_tags), now);
+        }
+    }
+
     async fn handle(&self, event: &LifecycleEvent) {
         match event {
             LifecycleEvent::Init(init) => {
@@ -364,12 +406,14 @@ impl TraceProcessor {
                 let trace = begun.unwrap_or_else(|| self.begin(&report.invocation, report.handler_started.epoch_ns()));
                 self.remember(&trace, report.handler_finished.epoch_ns());
                 let function_span_id = trace.function_span_id;
+                let upstream = trace.context.clone().filter(|c| c.source == ContextSource::Event);
                 let mut spans = finish_invocation_trace(trace, report, &function, &self.config);
                 if let Some(error) = reported_error.filter(|_| !report.outcome.is_error()) {
                     if let Some(span) = spans.iter_mut().find(|s| s.span_id == function_span_id) {
                         mark_error(span, &error);
                     }
                 }
+                self.send_xray_metadata(&report.invocation, upstream.as_ref(), &spans);
                 self.sink.send(spans).await;
             }
             LifecycleEvent::TimeoutApproaching {

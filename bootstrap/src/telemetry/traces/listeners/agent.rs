@@ -13,7 +13,8 @@ use crate::telemetry::traces::TraceProcessor;
 pub const BODY_LIMIT: usize = 50 * 1024 * 1024;
 
 /// What `/info` advertises: the endpoints served here and no client-side stats.
-const INFO: &str = r#"{"version":"bootstrap","endpoints":["/v0.4/traces","/v0.5/traces","/info"],"client_drop_p0s":false,"span_meta_structs":false}"#;
+const INFO: &str =
+    r#"{"version":"bootstrap","endpoints":["/v0.4/traces","/v0.5/traces","/info"],"client_drop_p0s":false,"span_meta_structs":false}"#;
 
 /// The answer tracers expect to a trace payload: keep everything.
 const RATES: &str = r#"{"rate_by_service":{"service:,env:":1}}"#;
@@ -25,9 +26,7 @@ pub async fn handle(traces: Arc<TraceProcessor>, request: Received) -> Reply {
         ("/v0.4/traces", true) => decode_v04(&request.body),
         ("/v0.5/traces", true) => decode_v05(&request.body),
         // A tracer's own telemetry and stats: accepted and discarded, so it does not retry.
-        (path, true) if path.starts_with("/telemetry/") || path == "/v0.6/stats" => {
-            return reply(StatusCode::OK, "{}")
-        }
+        (path, true) if path.starts_with("/telemetry/") || path == "/v0.6/stats" => return reply(StatusCode::OK, "{}"),
         _ => return reply(StatusCode::NOT_FOUND, "not an endpoint of this runtime"),
     };
     match decoded {

@@ -69,12 +69,7 @@ where
     let (parts, body) = request.into_parts();
     let body = match Limited::new(body, body_limit).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(_) => {
-            return reply(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("body over {body_limit} bytes, or cut short"),
-            )
-        }
+        Err(_) => return reply(StatusCode::PAYLOAD_TOO_LARGE, format!("body over {body_limit} bytes, or cut short")),
     };
     handle(Received {
         method: parts.method,

@@ -92,7 +92,11 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn take(&mut self, n: usize) -> Result<&[u8], DecodeError> {
-        let end = self.at.checked_add(n).filter(|end| *end <= self.bytes.len()).ok_or(DecodeError::Truncated)?;
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|end| *end <= self.bytes.len())
+            .ok_or(DecodeError::Truncated)?;
         let taken = &self.bytes[self.at..end];
         self.at = end;
         Ok(taken)
@@ -316,10 +320,7 @@ fn string(value: Value) -> String {
 
 fn string_map<T>(value: Value, convert: impl Fn(&Value) -> Option<T>) -> BTreeMap<String, T> {
     let Value::Map(entries) = value else { return BTreeMap::new() };
-    entries
-        .into_iter()
-        .filter_map(|(k, v)| Some((string(k), convert(&v)?)))
-        .collect()
+    entries.into_iter().filter_map(|(k, v)| Some((string(k), convert(&v)?))).collect()
 }
 
 /// The high half of a 128-bit trace id travels as `_dd.p.tid`.
@@ -351,7 +352,10 @@ mod tests {
         let got = &decoded[0][0];
         assert_eq!(got.trace_id, span.trace_id);
         assert_eq!((got.span_id, got.parent_id), (5, 0));
-        assert_eq!((got.name.as_str(), got.service.as_str(), got.resource.as_str()), ("child.op", "svc", "res"));
+        assert_eq!(
+            (got.name.as_str(), got.service.as_str(), got.resource.as_str()),
+            ("child.op", "svc", "res")
+        );
         assert_eq!(got.span_type, "web");
         assert_eq!((got.start_ns, got.duration_ns, got.error), (span.start_ns, 1234, 1));
         assert_eq!(got.meta["k"], "v");
@@ -393,7 +397,10 @@ mod tests {
     fn v05_names_strings_by_index() {
         let decoded = decode_v05(&v05_payload()).unwrap();
         let span = &decoded[0][0];
-        assert_eq!((span.service.as_str(), span.name.as_str(), span.resource.as_str()), ("svc", "op", "res"));
+        assert_eq!(
+            (span.service.as_str(), span.name.as_str(), span.resource.as_str()),
+            ("svc", "op", "res")
+        );
         assert_eq!(span.trace_id.low, u64::MAX - 1);
         assert_eq!((span.span_id, span.parent_id, span.duration_ns), (9, 0, 500));
         assert_eq!(span.meta["k"], "v");
