@@ -3,6 +3,7 @@
 //! [`Telemetry::from_config`] builds the processors the configuration asks for; each is a
 //! [`crate::lifecycle::LifecycleObserver`], so the lifecycle tells them what happened and
 //! waits for their flush before it asks for the next invocation.
+mod exec;
 mod host;
 pub mod metrics;
 pub mod traces;
@@ -13,6 +14,7 @@ use crate::config::Config;
 use crate::handler::HostServices;
 use crate::lifecycle::Observers;
 
+pub use exec::{ExecAddresses, ExecTelemetry};
 pub use host::TelemetryHost;
 
 use self::metrics::{MetricsConfig, MetricsOutputs, MetricsProcessor};
