@@ -56,6 +56,8 @@ pub struct CaseResult {
     pub rss_slope_kb_per_10k: Option<f64>,
     /// 1 unless the runtime crashed or timed out and was restarted during the run.
     pub runtime_starts: u64,
+    /// Requests the case's local Datadog intake answered (API-mode cases only).
+    pub intake_requests: Option<u64>,
     pub goals: CaseGoals,
     /// The CSV of raw samples, when `--samples` asked for it.
     pub samples_file: Option<String>,
@@ -235,6 +237,27 @@ fn case_goal_lines(case: &CaseResult) -> Vec<String> {
             verdict(got <= goal)
         ));
     }
+    if case.id == "a" {
+        if let (Some(slope), Some(first), Some(last)) =
+            (case.rss_slope_kb_per_10k, case.memory_over_run.first(), case.memory_over_run.last())
+        {
+            lines.push(format!(
+                "{}: RSS slope {slope:+.1} KB per 10k invokes over {} samples ({:.2} MB after {} invokes, {:.2} MB after {})",
+                case.id,
+                case.memory_over_run.len(),
+                kb_to_mb(first.rss_kb),
+                first.invocations,
+                kb_to_mb(last.rss_kb),
+                last.invocations
+            ));
+        }
+    }
+    if let Some(requests) = case.intake_requests {
+        lines.push(format!(
+            "{}: the local intake answered {requests} requests ({} paced invokes)",
+            case.id, case.latency.count
+        ));
+    }
     lines
 }
 
@@ -308,6 +331,7 @@ mod tests {
             memory_over_run: vec![],
             rss_slope_kb_per_10k: None,
             runtime_starts: 1,
+            intake_requests: None,
             goals: CaseGoals {
                 cold_start_ms_max: Some(5.0),
                 peak_rss_mb_max: Some(10.0),
