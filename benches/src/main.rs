@@ -10,30 +10,41 @@
 //! `target/release/{lambda-emulator, bootstrap, libhandlers_example.so, lambda-runtime-echo,
 //! bare-loop}` and says which is missing. Everything runs on 127.0.0.1.
 //!
-//! For each case (default `a,b,c`; see `--cases` and `src/cases.rs`), a `lambda-emulator` runs
-//! the case's runtime, and the bench sends N sequential invokes (default 10 000, `--quick`
-//! 1 000) over one keep-alive connection, after an untimed warm-up that checks the echo:
-//! - (a) `bootstrap` + the `echo` export of `libhandlers_example.so`, telemetry on;
+//! For each case (default: all of them; see `--cases` and `src/cases.rs`), a `lambda-emulator`
+//! runs the case's runtime (its stdout, the telemetry lines, straight to /dev/null), and the
+//! bench sends N sequential invokes (default 10 000, `--quick` 1 000) of AWS's API Gateway
+//! sample event (2.7 KB, with `x-datadog-*` headers, so tracing infers an `aws.apigateway`
+//! span) over one keep-alive connection, after an untimed warm-up that checks the answer:
+//! - (a) `bootstrap` + the `echo` export of `libhandlers_example.so`, all telemetry on
+//!   (Forwarder mode: enhanced metrics, tracing, logs injection); `a-off` all off;
+//!   `a-metrics` enhanced metrics only; `a-tracing` tracing only; `a-custom` the `metric`
+//!   export (one custom metric per invoke) with all on;
 //! - (b) `lambda-runtime-echo`, AWS's `lambda_runtime` crate, run directly by the emulator;
-//! - (c) `bare-loop`, a runtime that only does `/next` -> `/response` (the floor).
+//! - (c) `bare-loop`, a runtime that only does `/next` -> `/response` (the floor);
+//! - (d) `lambda-runtime-echo` behind our bootstrap (exec mode), telemetry on;
+//! - (e) the awslambdaric echo behind our bootstrap, telemetry on; `e-direct` run directly;
+//!   (f) the same handler wrapped by datadog-lambda, telemetry on (needs `.venv`,
+//!   `scripts/setup-peers.sh`, or `--python`);
+//! - `api-fast` / `api-slow`: the `metric` export in Datadog API mode, `DATADOG_HOST` pointing
+//!   at a local intake the bench starts, answering at once / after 200 ms. These two run
+//!   apart, paced (one invoke each 300 ms, `--paced-invocations`, default 100), so the figure is
+//!   the caller's response latency alone.
 //!
 //! The cases alternate in rounds of N/10 invokes (the first case rotates each round), so
-//! machine noise hits them alike; a progress line goes to stderr after each round.
+//! machine noise hits them alike; a progress line goes to stderr after each round, and RSS is
+//! sampled after each. `--long`: 100 000 invokes of case a in 100 rounds, the RSS slope
+//! reported (KB per 10k invokes).
 //!
 //! Printed (stdout) and written to `<out>/results.json`: per case the client-side mean, p50 and
-//! p99 per invoke; the ratios a/b and a/c (of the mean, p50 and p99), judged on the mean and on
-//! the p50 against the issues' goals (a/b <= 1.0, a/c <= 1.3); the cold start, median over
-//! `--cold-starts` fresh runtimes (default 20, `--quick` 5) of the time from the runtime's
-//! spawn to its first `/next`, measured by the emulator
-//! (`first_next_after_start_us` in its stats); the peak RSS (VmHWM summed over the runtime's
-//! process group) after the N invokes; and the stripped size of `target/release/bootstrap`.
-//! `--samples` also writes every per-invoke time, `<out>/samples-<case>.csv`, for plots.
+//! p99 per invoke; the ratios (see `cases::comparisons`) judged on the mean and on the p50
+//! against the issues' goals; the cold start, median over `--cold-starts` fresh runtimes
+//! (default 20, `--quick` 5) of the time from the runtime's spawn to its first `/next`, measured
+//! by the emulator (`first_next_after_start_us` in its stats); the peak RSS (VmHWM summed over
+//! the runtime's process group) after the N invokes; and the stripped size of
+//! `target/release/bootstrap`. Plots (SVG) go to `<out>/` too (see `src/plot.rs`). `--samples`
+//! also writes every per-invoke time, `<out>/samples-<case>.csv`.
 //!
-//! More cases are defined and run with `--cases`: `a-off` (telemetry off), `d` (the
-//! lambda_runtime echo behind our bootstrap, exec mode), `e` / `e-direct` (the awslambdaric echo
-//! behind our bootstrap / directly) and `f` (awslambdaric wrapped by datadog-lambda); the Python
-//! ones need `.venv` (`scripts/setup-peers.sh`). A case that fails to start or to echo is
-//! skipped with its reason; the others still run.
+//! A case that fails to start or to answer is skipped with its reason; the others still run.
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
