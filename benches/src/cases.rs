@@ -304,10 +304,12 @@ pub fn catalogue(layout: &Layout) -> Vec<Case> {
         ),
         Case {
             intake_delay_ms: Some(0),
+            goals: CaseGoals::default(),
             ..dylib_case("api-fast", "metric dylib, API mode, instant intake", API_MODE, "metric")
         },
         Case {
             intake_delay_ms: Some(SLOW_INTAKE_DELAY_MS),
+            goals: CaseGoals::default(),
             ..dylib_case("api-slow", "metric dylib, API mode, 200 ms intake", API_MODE, "metric")
         },
         Case {

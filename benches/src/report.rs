@@ -135,19 +135,23 @@ pub fn table(results: &Results) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<9} {:<44} {:>10} {:>10} {:>10} {:>12} {:>10}",
+        "{:<9} {:<48} {:>10} {:>10} {:>10} {:>12} {:>10}",
         "case", "runtime", "mean", "p50", "p99", "cold start", "peak RSS"
     );
     for case in &results.cases {
+        let cold_start = if case.cold_start.count > 0 {
+            format!("{:>9.2} ms", case.cold_start.median_ms)
+        } else {
+            format!("{:>12}", "-")
+        };
         let _ = writeln!(
             out,
-            "{:<9} {:<44} {:>7.1} µs {:>7.1} µs {:>7.1} µs {:>9.2} ms {:>7.2} MB",
+            "{:<9} {:<48} {:>7.1} µs {:>7.1} µs {:>7.1} µs {cold_start} {:>7.2} MB",
             case.id,
             case.title,
             case.latency.mean_us,
             case.latency.p50_us,
             case.latency.p99_us,
-            case.cold_start.median_ms,
             kb_to_mb(case.peak_rss_kb)
         );
     }
@@ -159,7 +163,7 @@ pub fn table(results: &Results) -> String {
     for skipped in &results.skipped {
         let _ = writeln!(
             out,
-            "{:<9} {:<44} skipped: {}",
+            "{:<9} {:<48} skipped: {}",
             skipped.id,
             skipped.title,
             first_line(&skipped.reason)
@@ -169,7 +173,7 @@ pub fn table(results: &Results) -> String {
     if !results.ratios.is_empty() {
         let _ = writeln!(
             out,
-            "\n{:<12} {:>6} {:>6} {:>6}   {:<34} meaning",
+            "\n{:<18} {:>6} {:>6} {:>6}   {:<34} meaning",
             "ratio", "mean", "p50", "p99", "goal"
         );
         for ratio in &results.ratios {
@@ -179,7 +183,7 @@ pub fn table(results: &Results) -> String {
             };
             let _ = writeln!(
                 out,
-                "{:<12} {:>6.3} {:>6.3} {:>6.3}   {:<34} {}",
+                "{:<18} {:>6.3} {:>6.3} {:>6.3}   {:<34} {}",
                 ratio.name, ratio.mean, ratio.p50, ratio.p99, goal, ratio.meaning
             );
         }
@@ -220,7 +224,7 @@ pub fn table(results: &Results) -> String {
 
 fn case_goal_lines(case: &CaseResult) -> Vec<String> {
     let mut lines = Vec::new();
-    if let Some(goal) = case.goals.cold_start_ms_max {
+    if let (Some(goal), true) = (case.goals.cold_start_ms_max, case.cold_start.count > 0) {
         let got = case.cold_start.median_ms;
         lines.push(format!(
             "{}: cold start {got:.2} ms (goal <= {goal} ms: {})",
