@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-peers.sh
 cargo build --workspace --all-targets
-cargo test --workspace "$@"
+cargo test --workspace --no-fail-fast "$@"

@@ -25,8 +25,13 @@ pub fn level_filter(level: Option<&str>) -> (LevelFilter, Option<String>) {
 /// Installs the subscriber once; later calls are no-ops.
 pub fn init(config: &LogConfig) {
     let (filter, warning) = level_filter(config.level.as_deref());
+    // The level applies to the bootstrap's own lines, as Datadog's libraries scope it to their
+    // own logger; libraries underneath (hyper, the AWS SDK) only speak up for warnings.
+    let directives = tracing_subscriber::EnvFilter::builder()
+        .with_default_directive(filter.min(LevelFilter::WARN).into())
+        .parse_lossy(format!("bootstrap={filter}"));
     let builder = tracing_subscriber::fmt()
-        .with_max_level(filter)
+        .with_env_filter(directives)
         .with_writer(std::io::stderr)
         .with_target(false);
     let installed = if config.json {

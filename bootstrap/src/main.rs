@@ -8,7 +8,7 @@ use bootstrap::handler::{self, InitError};
 use bootstrap::lifecycle::{InitReport, Lifecycle, LifecycleEvent, LifecycleOptions, Observers, Timestamp};
 use bootstrap::runtime_api::extensions::{ExtensionEvent, RegisteredExtension};
 use bootstrap::runtime_api::{Endpoint, RuntimeApiClient};
-use bootstrap::telemetry::Telemetry;
+use bootstrap::telemetry::{ExecAddresses, Telemetry};
 
 /// How long a shutdown waits for the invocation in flight to finish its telemetry.
 const SHUTDOWN_WAIT_FOR_IDLE: std::time::Duration = std::time::Duration::from_millis(200);
@@ -86,12 +86,22 @@ async fn serve(config: Config, process_started: Timestamp) -> ExitCode {
     };
     let client = RuntimeApiClient::new(endpoint);
     let telemetry = Telemetry::from_config(&config);
+    telemetry.start_dogstatsd().await;
     let observers = telemetry.observers();
+
+    // An exec child's endpoints (DogStatsD, its tracer's) listen before it starts; kept alive
+    // as long as the process serves.
+    let exec_telemetry = if handler::is_exec(&config) {
+        Some(telemetry.start_exec(&config.env, ExecAddresses::from_env(&config.env)).await)
+    } else {
+        None
+    };
+    let exec_output = exec_telemetry.as_ref().map(|exec| exec.output.clone()).unwrap_or_default();
 
     // Registered during init, beside the handler's own init, as Lambda requires of extensions.
     let (extension, ready) = tokio::join!(
         register_extension(&client),
-        handler::load(&config, &client, telemetry.host_services())
+        handler::load_with_output(&config, &client, telemetry.host_services(), exec_output)
     );
     let init_finished = Timestamp::now();
     let report = InitReport {

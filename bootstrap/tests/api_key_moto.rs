@@ -1,67 +1,14 @@
 //! The API key from KMS, Secrets Manager and SSM, against moto's server (started here on a
 //! free 127.0.0.1 port). moto comes from `.ci/run`, which installs `moto[server]` into the
 //! workspace's `.venv` (or the venv named by `DD_TEST_VENV`).
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use aws_config::{BehaviorVersion, Region, SdkConfig};
 use base64::Engine;
 use bootstrap::api_key::{fetch, ApiKeyError, ApiKeySettings};
 use bootstrap::config::Environment;
 
-struct Moto {
-    child: Child,
-    endpoint: String,
-}
+#[path = "common/moto.rs"]
+mod moto;
 
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn moto() -> Moto {
-    let venv = std::env::var("DD_TEST_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv")));
-    let server = venv.join("bin/moto_server");
-    assert!(
-        server.exists(),
-        "{} not found: run `.ci/run` (it installs moto[server] into .venv) or point DD_TEST_VENV at a venv with moto[server]",
-        server.display()
-    );
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(server)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "moto_server did not start on port {port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Moto {
-        child,
-        endpoint: format!("http://127.0.0.1:{port}"),
-    }
-}
-
-async fn sdk(endpoint: &str, region: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(region.to_owned()))
-        .endpoint_url(endpoint)
-        .credentials_provider(aws_credential_types::Credentials::new("test", "test", None, None, "test"))
-        .load()
-        .await
-}
+use moto::{moto, sdk};
 
 fn settings(endpoint: &str, pairs: &[(&str, &str)]) -> ApiKeySettings {
     let mut all = vec![

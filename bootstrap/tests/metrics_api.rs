@@ -3,19 +3,18 @@
 //! intake that answers 500 or 429, hangs, or refuses connections.
 #[path = "common/metrics.rs"]
 mod common;
+#[path = "common/intake.rs"]
+mod intake;
 
-use std::convert::Infallible;
-use std::io::Read;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bootstrap::lifecycle::{LifecycleEvent, LifecycleObserver};
 use bootstrap::sinks::datadog_api::ApiSinkSettings;
 use bootstrap::telemetry::metrics::{MetricValue, MetricsConfig, MetricsOutputs, MetricsProcessor};
 use common::*;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
+use intake::{Intake, IntakeOptions, Journal};
 use serde_json::Value;
 
 #[derive(Clone, Copy, PartialEq)]
@@ -25,77 +24,22 @@ enum Behaviour {
     Hang,
 }
 
-#[derive(Clone, Debug)]
-struct Recorded {
-    path: String,
-    headers: http::HeaderMap,
-    body: Value,
-}
-
-/// An intake that records every request and answers as told: the first `failures` requests
-/// get `behaviour`, the rest 202.
-struct Recorder {
-    addr: std::net::SocketAddr,
-    requests: Arc<Mutex<Vec<Recorded>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn recorder(behaviour: Behaviour, failures: usize) -> Recorder {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let requests = Arc::new(Mutex::new(Vec::new()));
-    let seen = Arc::new(AtomicUsize::new(0));
-    let store = Arc::clone(&requests);
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
-            let store = Arc::clone(&store);
-            let seen = Arc::clone(&seen);
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let store = Arc::clone(&store);
-                    let seen = Arc::clone(&seen);
-                    async move {
-                        let (parts, body) = req.into_parts();
-                        let raw = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                        let mut text = String::new();
-                        flate2::read::ZlibDecoder::new(&raw[..]).read_to_string(&mut text).unwrap();
-                        store.lock().unwrap().push(Recorded {
-                            path: parts.uri.path().to_owned(),
-                            headers: parts.headers,
-                            body: serde_json::from_str(&text).unwrap(),
-                        });
-                        let n = seen.fetch_add(1, Ordering::SeqCst);
-                        let status = match behaviour {
-                            _ if n >= failures => 202,
-                            Behaviour::Ok => 202,
-                            Behaviour::Status(s) => s,
-                            Behaviour::Hang => {
-                                tokio::time::sleep(Duration::from_secs(3600)).await;
-                                202
-                            }
-                        };
-                        Ok::<_, Infallible>(
-                            hyper::Response::builder()
-                                .status(status)
-                                .body(Full::new(Bytes::from_static(b"{}")))
-                                .unwrap(),
-                        )
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    Recorder { addr, requests, task }
+/// An intake whose first `failures` requests get `behaviour` (a hang outlasts every attempt's
+/// timeout), the rest 202.
+async fn recorder(behaviour: Behaviour, failures: usize) -> Intake {
+    let options = match behaviour {
+        Behaviour::Ok => IntakeOptions::default(),
+        Behaviour::Status(status) => IntakeOptions {
+            fail_first: failures,
+            fail_status: status,
+            ..IntakeOptions::default()
+        },
+        Behaviour::Hang => IntakeOptions {
+            hold_first: failures,
+            ..IntakeOptions::default()
+        },
+    };
+    Intake::start(options, Journal::default()).await
 }
 
 const KEY: &str = "0123456789abcdef0123456789abcdef";
@@ -132,7 +76,7 @@ async fn payloads_match_the_seeds() {
     for i in 0..3 {
         invoke_with_metric(&processor, &format!("r{i}")).await;
     }
-    let ours = intake.requests.lock().unwrap().clone();
+    let ours = intake.requests();
     let reference = reference("datadog_lambda_api_requests.jsonl");
     let reference: Vec<Value> = reference.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(ours.len(), reference.len());
@@ -175,7 +119,7 @@ async fn failing_intake_keeps_the_points_for_the_next_flush() {
             2,
             "the kept point and the new one"
         );
-        let requests = intake.requests.lock().unwrap();
+        let requests = intake.requests();
         let last = &requests.last().unwrap().body["series"];
         let values: usize = last
             .as_array()
@@ -199,7 +143,7 @@ async fn refused_connection_and_rejected_key() {
     let intake = recorder(Behaviour::Status(403), 100).await;
     let processor = api_processor(&format!("http://{}", intake.addr), &SharedBuf::default());
     invoke_with_metric(&processor, "r0").await;
-    assert_eq!(intake.requests.lock().unwrap().len(), 1, "a 403 is not retried");
+    assert_eq!(intake.requests().len(), 1, "a 403 is not retried");
     assert_eq!(processor.stats.dropped.load(Ordering::Relaxed), 1);
 }
 
@@ -213,6 +157,6 @@ async fn thousand_tag_sets_in_one_invocation() {
             .unwrap();
     }
     processor.observe(&LifecycleEvent::Invocation(report("r", true, ok()))).await;
-    let requests = intake.requests.lock().unwrap();
+    let requests = intake.requests();
     assert_eq!(requests[0].body["series"].as_array().unwrap().len(), 1000);
 }

@@ -29,6 +29,9 @@ async fn two_invocations(log_level: &str, log_format: &str) -> Logged {
             &level,
             "--env",
             &format,
+            // Metrics for the Forwarder: API mode without a key would add its own warning.
+            "--env",
+            "DD_FLUSH_TO_LOG=true",
             "--fault",
             "next-bad-deadline@3",
         ],

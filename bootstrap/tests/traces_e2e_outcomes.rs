@@ -403,7 +403,6 @@ async fn an_init_error_is_traced_like_the_seeds_handler_import_error() {
 }
 
 #[tokio::test]
-#[ignore = "§5.8 encode is not wired: the lifecycle posts the handler's response unchanged (InvocationTrace::authorizer_response is never called)"]
 async fn an_authorizer_response_carries_the_trace_to_the_request_it_authorizes() {
     use base64::Engine;
     let emulator = start_traced("echo", &[], &[]);

@@ -168,6 +168,21 @@ pub async fn load(
     client: &crate::runtime_api::RuntimeApiClient,
     host: Arc<dyn HostServices>,
 ) -> Result<Ready, InitError> {
+    load_with_output(config, client, host, exec::output::OutputConfig::default()).await
+}
+
+/// Whether `DD_LAMBDA_HANDLER` names a command (exec mode) rather than a library.
+pub fn is_exec(config: &crate::config::Config) -> bool {
+    matches!(resolve(config.handler.as_deref(), &config.task_root), Ok(HandlerSpec::Command(_)))
+}
+
+/// [`load`], with an exec child's output (and extra environment) set by `exec_output`.
+pub async fn load_with_output(
+    config: &crate::config::Config,
+    client: &crate::runtime_api::RuntimeApiClient,
+    host: Arc<dyn HostServices>,
+    exec_output: exec::output::OutputConfig,
+) -> Result<Ready, InitError> {
     match resolve(config.handler.as_deref(), &config.task_root)? {
         HandlerSpec::Library { path, name } => {
             // Loading runs the library's initialisers and init function: keep them off the
@@ -181,7 +196,7 @@ pub async fn load(
             })
         }
         HandlerSpec::Command(command) => {
-            let (handler, init_duration) = exec::ExecHandler::start(&command, config, client.clone()).await?;
+            let (handler, init_duration) = exec::ExecHandler::start_with_output(&command, config, client.clone(), exec_output).await?;
             Ok(Ready {
                 handler: Arc::new(handler),
                 init_duration,

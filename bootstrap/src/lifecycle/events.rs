@@ -102,4 +102,11 @@ pub trait LifecycleObserver: Send + Sync + 'static {
     /// `handler_started`). Runs between `/next` and the answer, so it must be cheap and must
     /// not block: record what is needed and do the work later (or when the handler asks).
     fn invocation_started(&self, _invocation: &Arc<Invocation>, _handler_started: Timestamp) {}
+
+    /// The response body about to be posted for `invocation`; return a replacement (§5.8: an
+    /// authorizer's response gets the trace context). On the answer's path: check cheaply
+    /// whether there is anything to do before parsing anything.
+    fn rewrite_response(&self, _invocation: &Invocation, _body: &bytes::Bytes) -> Option<bytes::Bytes> {
+        None
+    }
 }

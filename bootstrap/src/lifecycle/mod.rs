@@ -173,6 +173,10 @@ impl Lifecycle {
             handler_finished,
         } = self.handler.invoke_timed(invocation.clone()).await;
         let timed_out = watch.disarm();
+        let outcome = match outcome {
+            HandlerOutcome::Response(body) => HandlerOutcome::Response(self.observers.rewrite_response(&invocation, body)),
+            other => other,
+        };
         let (outcome, answer_error) = self.answer(&invocation, outcome).await;
         let answered = Timestamp::now();
         InvocationReport {

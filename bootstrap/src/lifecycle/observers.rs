@@ -28,6 +28,13 @@ impl Observers {
         }
     }
 
+    /// The response body to post: `body`, or what an observer replaced it with.
+    pub fn rewrite_response(&self, invocation: &Invocation, body: bytes::Bytes) -> bytes::Bytes {
+        self.0
+            .iter()
+            .fold(body, |body, observer| observer.rewrite_response(invocation, &body).unwrap_or(body))
+    }
+
     /// Delivers one event to every observer and waits until each has dealt with it.
     pub async fn notify(&self, event: &LifecycleEvent) {
         for observer in &self.0 {

@@ -3,3 +3,4 @@ pub mod datadog_api;
 pub mod dogstatsd;
 pub mod forwarder_lines;
 pub mod trace_agent;
+pub mod xray;

@@ -3,6 +3,7 @@
 //! [`Telemetry::from_config`] builds the processors the configuration asks for; each is a
 //! [`crate::lifecycle::LifecycleObserver`], so the lifecycle tells them what happened and
 //! waits for their flush before it asks for the next invocation.
+mod exec;
 mod host;
 pub mod metrics;
 pub mod traces;
@@ -13,6 +14,7 @@ use crate::config::Config;
 use crate::handler::HostServices;
 use crate::lifecycle::Observers;
 
+pub use exec::{ExecAddresses, ExecTelemetry};
 pub use host::TelemetryHost;
 
 use self::metrics::{MetricsConfig, MetricsOutputs, MetricsProcessor};
@@ -43,6 +45,19 @@ impl Telemetry {
     /// What a handler library may ask of telemetry (pass to `handler::load`).
     pub fn host_services(&self) -> Arc<dyn HostServices> {
         Arc::new(TelemetryHost::new(self.metrics.clone(), self.traces.clone()))
+    }
+
+    /// Starts the DogStatsD listener for handlers and exec children (`127.0.0.1:DD_DOGSTATSD_PORT`)
+    /// unless the Datadog Extension owns that port. A bind failure is logged and the function
+    /// keeps serving without it.
+    pub async fn start_dogstatsd(&self) {
+        let addr = self.metrics.config().dogstatsd_addr();
+        match self.metrics.start_dogstatsd(addr).await {
+            Ok(Some(bound)) => tracing::debug!(%bound, "DogStatsD listener started"),
+            Ok(None) => {}
+            // Most often the Datadog Extension (or another function's bootstrap, locally) owns it.
+            Err(err) => tracing::debug!("{err}; custom metrics sent over DogStatsD will not be collected by the bootstrap"),
+        }
     }
 
     /// The lifecycle observers, traces first: their line is the cheaper one to lose at a timeout.

@@ -21,9 +21,16 @@ pub fn runtime_fixture(name: &str) -> String {
     fixtures().join("runtimes").join(name).to_string_lossy().into_owned()
 }
 
-/// Output collected from one stream, with a way to wait for a line.
+/// Output collected from one stream, with a way to wait for a line. Lines that are not UTF-8
+/// are kept: as bytes in [`Collected::raw`], lossily in [`Collected::text`].
 #[derive(Clone, Default)]
-pub struct Collected(Arc<(Mutex<String>, Condvar)>);
+pub struct Collected(Arc<(Mutex<Output>, Condvar)>);
+
+#[derive(Default)]
+pub struct Output {
+    text: String,
+    raw: Vec<u8>,
+}
 
 impl Collected {
     pub fn spawn_reader(stream: impl Read + Send + 'static) -> Self {
@@ -31,10 +38,12 @@ impl Collected {
         let sink = collected.clone();
         std::thread::spawn(move || {
             let mut reader = BufReader::new(stream);
-            let mut line = String::new();
-            while reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
-                let (text, ready) = &*sink.0;
-                text.lock().unwrap().push_str(&line);
+            let mut line = Vec::new();
+            while reader.read_until(b'\n', &mut line).map(|n| n > 0).unwrap_or(false) {
+                let (output, ready) = &*sink.0;
+                let mut output = output.lock().unwrap();
+                output.text.push_str(&String::from_utf8_lossy(&line));
+                output.raw.extend_from_slice(&line);
                 ready.notify_all();
                 line.clear();
             }
@@ -43,19 +52,24 @@ impl Collected {
     }
 
     pub fn text(&self) -> String {
-        self.0 .0.lock().unwrap().clone()
+        self.0 .0.lock().unwrap().text.clone()
+    }
+
+    /// Every byte collected so far.
+    pub fn raw(&self) -> Vec<u8> {
+        self.0 .0.lock().unwrap().raw.clone()
     }
 
     /// Waits until the collected text contains `needle`; returns the text either way.
     pub fn wait_for(&self, needle: &str, limit: Duration) -> Result<String, String> {
-        let (text, ready) = &*self.0;
+        let (output, ready) = &*self.0;
         let start = Instant::now();
-        let mut guard = text.lock().unwrap();
-        while !guard.contains(needle) {
-            let left = limit.checked_sub(start.elapsed()).ok_or_else(|| guard.clone())?;
+        let mut guard = output.lock().unwrap();
+        while !guard.text.contains(needle) {
+            let left = limit.checked_sub(start.elapsed()).ok_or_else(|| guard.text.clone())?;
             guard = ready.wait_timeout(guard, left).unwrap().0;
         }
-        Ok(guard.clone())
+        Ok(guard.text.clone())
     }
 }
 

@@ -51,6 +51,7 @@ impl RunningChild {
         builder
             .args(&command.args)
             .current_dir(&command.working_dir)
+            .envs(output.child_env().iter().map(|(k, v)| (k, v)))
             .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -56,6 +56,9 @@ impl Destinations {
 pub struct OutputConfig {
     destinations: Arc<Mutex<Destinations>>,
     rewriter: Option<Arc<dyn LineRewriter>>,
+    /// Variables the child is started with besides the bootstrap's own (e.g. where its
+    /// tracer finds the bootstrap's trace agent).
+    child_env: Arc<Vec<(String, String)>>,
 }
 
 impl Default for OutputConfig {
@@ -69,7 +72,18 @@ impl OutputConfig {
         Self {
             destinations: Arc::new(Mutex::new(destinations)),
             rewriter: None,
+            child_env: Arc::default(),
         }
+    }
+
+    /// Starts the child with `env` added to the bootstrap's environment.
+    pub fn with_child_env(mut self, env: Vec<(String, String)>) -> Self {
+        self.child_env = Arc::new(env);
+        self
+    }
+
+    pub fn child_env(&self) -> &[(String, String)] {
+        &self.child_env
     }
 
     /// Passes every line through `rewriter` before it is written.

@@ -12,6 +12,9 @@ pub const EXTENSION_PATH: &str = "/opt/extensions/datadog-agent";
 /// `DD_SITE` when unset.
 pub const DEFAULT_SITE: &str = "datadoghq.com";
 
+/// DogStatsD's port, as Datadog's Agent and Extension default it (`DD_DOGSTATSD_PORT`).
+pub const DEFAULT_DOGSTATSD_PORT: u16 = 8125;
+
 /// Every Datadog site a function can send to (docs.datadoghq.com/getting_started/site).
 pub const KNOWN_SITES: &[&str] = &[
     "datadoghq.com",
@@ -86,6 +89,9 @@ pub struct MetricsConfig {
     pub memory_mb: u32,
     /// `AWS_EXECUTION_ENV` (managed runtimes only; a custom runtime has none).
     pub execution_env: Option<String>,
+    /// `DD_DOGSTATSD_PORT` (default 8125): where the bootstrap's DogStatsD listener binds on
+    /// 127.0.0.1 when no Extension owns that port.
+    pub dogstatsd_port: u16,
 }
 
 impl MetricsConfig {
@@ -130,8 +136,17 @@ impl MetricsConfig {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(128),
             execution_env: env.non_empty("AWS_EXECUTION_ENV").map(str::to_owned),
+            dogstatsd_port: env
+                .non_empty("DD_DOGSTATSD_PORT")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(DEFAULT_DOGSTATSD_PORT),
             region,
         }
+    }
+
+    /// The loopback address of the bootstrap's DogStatsD listener.
+    pub fn dogstatsd_addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.dogstatsd_port))
     }
 
     /// The API base URL: `DATADOG_HOST`, else `https://api.<DD_SITE>`.
@@ -202,6 +217,17 @@ mod tests {
         assert_eq!(c.function_version, "$LATEST");
         assert_eq!(c.memory_mb, 128);
         assert!(c.api_constant_tags().is_empty());
+    }
+
+    #[test]
+    fn dogstatsd_port_defaults_to_8125_and_ignores_garbage() {
+        assert_eq!(config(&[]).dogstatsd_addr().to_string(), "127.0.0.1:8125");
+        assert_eq!(
+            config(&[("DD_DOGSTATSD_PORT", "18125")]).dogstatsd_addr().to_string(),
+            "127.0.0.1:18125"
+        );
+        assert_eq!(config(&[("DD_DOGSTATSD_PORT", "udp")]).dogstatsd_port, 8125);
+        assert_eq!(config(&[("DD_DOGSTATSD_PORT", "70000")]).dogstatsd_port, 8125);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::custom::{lambda_metric, parse_numeric};
 use super::point::{MetricPoint, MetricValue};
@@ -18,6 +18,8 @@ use super::point::{MetricPoint, MetricValue};
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8125";
 /// Largest datagram read (the Extension's default buffer); a larger one is refused whole.
 pub const MAX_DATAGRAM_BYTES: usize = 8192;
+/// Most datagrams one pre-flush drain reads; the rest wait for the next flush.
+const MAX_DATAGRAMS_PER_DRAIN: usize = 4096;
 /// Most tags one metric may carry (the Extension's limit).
 pub const MAX_TAGS: usize = 100;
 
@@ -132,6 +134,24 @@ impl DogStatsDStats {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The non-zero refusal counters, for a log line: `malformed: 2, unsupported type: 1`.
+    pub fn refusals(&self) -> String {
+        [
+            ("malformed", &self.malformed),
+            ("bad value", &self.bad_value),
+            ("unsupported type", &self.unsupported_type),
+            ("too many tags", &self.too_many_tags),
+            ("bad timestamp", &self.bad_timestamp),
+            ("oversized or not UTF-8 datagram", &self.bad_datagram),
+        ]
+        .iter()
+        .map(|(reason, counter)| (reason, counter.load(Ordering::Relaxed)))
+        .filter(|(_, count)| *count > 0)
+        .map(|(reason, count)| format!("{reason}: {count}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+    }
+
     pub fn rejected(&self) -> u64 {
         [
             &self.malformed,
@@ -196,32 +216,80 @@ pub struct BindError {
 pub struct DogStatsDServer {
     pub local_addr: SocketAddr,
     pub stats: Arc<DogStatsDStats>,
+    drain: Drainer,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// Asks the server to read every datagram already waiting in its socket before a flush.
+#[derive(Clone)]
+pub struct Drainer(mpsc::Sender<oneshot::Sender<()>>);
+
+impl Drainer {
+    /// Returns once every datagram sent before this call is parsed into the points channel. A
+    /// child that sent its metrics and then answered its invocation has them in this invocation's
+    /// flush (on loopback a sent datagram is already in our socket's queue), not the next one.
+    /// Bounded by `limit`, so a stopped server never delays a flush more than that.
+    pub async fn drain(&self, limit: std::time::Duration) {
+        let (done, drained) = oneshot::channel();
+        if self.0.try_send(done).is_ok() {
+            let _ = tokio::time::timeout(limit, drained).await;
+        }
+    }
 }
 
 impl DogStatsDServer {
     /// Binds `addr` and forwards accepted points to `points` (a bounded channel: when the flush
     /// falls behind, new points are dropped and counted in `buffer_full`).
     pub async fn start(addr: SocketAddr, points: mpsc::Sender<MetricPoint>) -> Result<Self, BindError> {
-        let socket = UdpSocket::bind(addr).await.map_err(|source| BindError { addr, source })?;
-        let local_addr = socket.local_addr().map_err(|source| BindError { addr, source })?;
+        let bind_error = |source| BindError { addr, source };
+        let std_socket = std::net::UdpSocket::bind(addr).map_err(bind_error)?;
+        std_socket.set_nonblocking(true).map_err(bind_error)?;
+        // The drain reads through its own handle with plain non-blocking calls: tokio's `try_*`
+        // trust readiness its driver may not have seen yet, and would miss queued datagrams.
+        let drain_socket = std_socket.try_clone().map_err(bind_error)?;
+        let socket = UdpSocket::from_std(std_socket).map_err(bind_error)?;
+        let local_addr = socket.local_addr().map_err(bind_error)?;
         let stats = Arc::new(DogStatsDStats::default());
         let task_stats = Arc::clone(&stats);
+        let (drain, mut drain_requests) = mpsc::channel::<oneshot::Sender<()>>(16);
         let task = tokio::spawn(async move {
             // One byte more than the limit, to tell an oversized datagram from a full one.
             let mut buffer = vec![0u8; MAX_DATAGRAM_BYTES + 1];
-            loop {
-                let Ok((len, _)) = socket.recv_from(&mut buffer).await else {
-                    continue;
-                };
-                for point in parse_datagram(&buffer[..len], super::point::now_epoch_seconds(), &task_stats) {
+            let accept = |datagram: &[u8]| {
+                for point in parse_datagram(datagram, super::point::now_epoch_seconds(), &task_stats) {
                     if points.try_send(point).is_err() {
                         task_stats.buffer_full.fetch_add(1, Ordering::Relaxed);
                     }
                 }
+            };
+            loop {
+                tokio::select! {
+                    received = socket.recv_from(&mut buffer) => {
+                        if let Ok((len, _)) = received {
+                            accept(&buffer[..len]);
+                        }
+                    }
+                    Some(done) = drain_requests.recv() => {
+                        // Bounded, so a child that never stops sending cannot stall the server.
+                        for _ in 0..MAX_DATAGRAMS_PER_DRAIN {
+                            let Ok((len, _)) = drain_socket.recv_from(&mut buffer) else { break };
+                            accept(&buffer[..len]);
+                        }
+                        let _ = done.send(());
+                    }
+                }
             }
         });
-        Ok(Self { local_addr, stats, task })
+        Ok(Self {
+            local_addr,
+            stats,
+            drain: Drainer(drain),
+            task,
+        })
+    }
+
+    pub fn drainer(&self) -> Drainer {
+        self.drain.clone()
     }
 }
 
@@ -281,6 +349,25 @@ mod tests {
         assert!(parse_datagram(&[0xff, 0xfe], NOW, &stats).is_empty());
         assert_eq!(stats.bad_datagram.load(Ordering::Relaxed), 2);
         assert_eq!(stats.rejected(), 5);
+        assert_eq!(
+            stats.refusals(),
+            "malformed: 1, unsupported type: 1, bad timestamp: 1, oversized or not UTF-8 datagram: 2"
+        );
+    }
+
+    /// On a single-threaded runtime the server task cannot run while the test does: only the
+    /// drain lets it read the datagram before the test looks.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_drain_reads_every_datagram_already_sent() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let server = DogStatsDServer::start("127.0.0.1:0".parse().unwrap(), tx).await.unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.send_to(b"sent.before.flush:1|d", server.local_addr).unwrap();
+        client.send_to(b"and.another:2|c", server.local_addr).unwrap();
+        assert!(rx.try_recv().is_err(), "nothing read yet");
+        server.drainer().drain(std::time::Duration::from_secs(5)).await;
+        assert_eq!(rx.try_recv().unwrap().name, "sent.before.flush");
+        assert_eq!(rx.try_recv().unwrap().name, "and.another");
     }
 
     #[tokio::test]

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, OnceCell};
 use super::aggregation::Aggregator;
 use super::config::{MetricsConfig, Transport};
 use super::custom::{lambda_metric, CustomMetricError};
-use super::dogstatsd::{BindError, DogStatsDServer};
+use super::dogstatsd::{BindError, DogStatsDServer, Drainer};
 use super::enhanced::{self, Measured};
 use super::point::{epoch_seconds, now_epoch_seconds, MetricPoint, MetricValue};
 use super::proc::ProcReader;
@@ -28,6 +28,8 @@ use crate::sinks::forwarder_lines;
 const MAX_PENDING_CUSTOM: usize = 100_000;
 /// Points the DogStatsD server may queue between two flushes.
 const DOGSTATSD_QUEUE: usize = 65_536;
+/// How long a flush waits for the DogStatsD server to read what is already in its socket.
+const DOGSTATSD_DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Where the processor writes; production uses [`MetricsOutputs::default`].
 pub struct MetricsOutputs {
@@ -105,6 +107,9 @@ pub struct MetricsProcessor {
     usage: Option<Arc<UsageMonitor>>,
     custom: Mutex<Vec<MetricPoint>>,
     dogstatsd: Mutex<Option<(DogStatsDServer, mpsc::Receiver<MetricPoint>)>>,
+    dogstatsd_drainer: Mutex<Option<Drainer>>,
+    /// DogStatsD refusals already reported in a log line.
+    dogstatsd_refusals_logged: AtomicU64,
     state: Mutex<State>,
     pub stats: FlushStats,
 }
@@ -167,6 +172,8 @@ impl MetricsProcessor {
             usage,
             custom: Mutex::new(Vec::new()),
             dogstatsd: Mutex::new(None),
+            dogstatsd_drainer: Mutex::new(None),
+            dogstatsd_refusals_logged: AtomicU64::new(0),
             state: Mutex::new(State::default()),
             stats: FlushStats::default(),
         });
@@ -216,6 +223,9 @@ impl MetricsProcessor {
         let (tx, rx) = mpsc::channel(DOGSTATSD_QUEUE);
         let server = DogStatsDServer::start(addr, tx).await?;
         let local = server.local_addr;
+        if let Ok(mut slot) = self.dogstatsd_drainer.lock() {
+            *slot = Some(server.drainer());
+        }
         if let Ok(mut slot) = self.dogstatsd.lock() {
             *slot = Some((server, rx));
         }
@@ -240,16 +250,41 @@ impl MetricsProcessor {
         }
     }
 
+    /// The custom points of this flush: `lambda_metric` calls and every DogStatsD datagram
+    /// received so far (the server first reads what waits in its socket).
+    async fn collect_custom(&self) -> Vec<MetricPoint> {
+        let drainer = self.dogstatsd_drainer.lock().ok().and_then(|d| d.clone());
+        if let Some(drainer) = drainer {
+            drainer.drain(DOGSTATSD_DRAIN_LIMIT).await;
+        }
+        self.take_custom()
+    }
+
     fn take_custom(&self) -> Vec<MetricPoint> {
         let mut points = self.custom.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
         if let Ok(mut slot) = self.dogstatsd.lock() {
-            if let Some((_, rx)) = slot.as_mut() {
+            if let Some((server, rx)) = slot.as_mut() {
                 while let Ok(point) = rx.try_recv() {
                     points.push(point);
                 }
+                self.log_dogstatsd_refusals(server);
             }
         }
         points
+    }
+
+    /// One warning per flush that saw new refused DogStatsD lines, so a child sending garbage
+    /// learns why its metrics are missing (the counters only grow).
+    fn log_dogstatsd_refusals(&self, server: &DogStatsDServer) {
+        let refused = server.stats.rejected();
+        let logged = self.dogstatsd_refusals_logged.swap(refused, Ordering::Relaxed);
+        if refused > logged {
+            tracing::warn!(
+                "DogStatsD: refused {} line(s) since the last flush; refused so far by reason: {}",
+                refused - logged,
+                server.stats.refusals()
+            );
+        }
     }
 
     /// Turns computed metrics into points, keeping only those this transport should send.
@@ -288,7 +323,7 @@ impl MetricsProcessor {
 
     fn on_invocation(&self, report: &InvocationReport) -> (Vec<MetricPoint>, Vec<String>) {
         let arn = &report.invocation.context.invoked_function_arn;
-        let tags = enhanced_tags(&self.statics, Some(arn.as_str()).filter(|a| !a.is_empty()), report.cold_start);
+        let tags = enhanced_tags(&self.statics, Some(arn.as_str()), report.cold_start);
         let facts = enhanced::outcome_facts(report);
         let mut measured = enhanced::invocation_metrics(report, &facts);
         let already_flushed = self
@@ -422,14 +457,14 @@ impl MetricsProcessor {
         match event {
             LifecycleEvent::Init(init) => {
                 let points = self.on_init(init);
-                let custom = self.take_custom();
+                let custom = self.collect_custom().await;
                 self.flush(points, custom).await;
             }
             LifecycleEvent::Invocation(report) => {
                 let mut points = self.state.lock().map(|mut s| self.pending_post_runtime(&mut s)).unwrap_or_default();
                 let (invocation_points, tags) = self.on_invocation(report);
                 points.extend(invocation_points);
-                let custom = self.take_custom();
+                let custom = self.collect_custom().await;
                 self.flush(points, custom).await;
                 if let Some(usage) = &self.usage {
                     usage.mark_baseline();
@@ -451,7 +486,7 @@ impl MetricsProcessor {
                 ..
             } => {
                 let arn = invocation.context.invoked_function_arn.as_str();
-                let tags = enhanced_tags(&self.statics, Some(arn).filter(|a| !a.is_empty()), *cold_start);
+                let tags = enhanced_tags(&self.statics, Some(arn), *cold_start);
                 let invocations = vec![Measured {
                     metric: enhanced::EnhancedMetric::Invocations,
                     value: MetricValue::Integer(1),
@@ -463,12 +498,12 @@ impl MetricsProcessor {
                 if let Ok(mut state) = self.state.lock() {
                     state.timeout_flushed = Some(invocation.context.request_id.clone());
                 }
-                let custom = self.take_custom();
+                let custom = self.collect_custom().await;
                 self.flush(points, custom).await;
             }
             LifecycleEvent::Shutdown { .. } => {
                 let points = self.state.lock().map(|mut s| self.pending_post_runtime(&mut s)).unwrap_or_default();
-                let custom = self.take_custom();
+                let custom = self.collect_custom().await;
                 self.flush(points, custom).await;
             }
         }

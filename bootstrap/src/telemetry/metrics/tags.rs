@@ -56,14 +56,15 @@ pub struct StaticTags {
 
 /// The seed's enhanced-metric tag set, in its order: region, account_id, functionname,
 /// [executedversion], resource, memorysize, cold_start, runtime, the library version tag.
-/// The layer tag is appended later, for every metric. Without an ARN (an init failure) only
-/// the last four are present, as in the seed.
+/// The layer tag is appended later, for every metric. Without an ARN (an init failure, where
+/// the seed has no Lambda context) memorysize goes too, as it comes from that context: only
+/// cold_start, runtime and the library version tag are left, as in the seed (§2.1).
 pub fn enhanced_tags(statics: &StaticTags, invoked_function_arn: Option<&str>, cold_start: bool) -> Vec<String> {
     let mut tags = Vec::with_capacity(10);
     if let Some(arn) = invoked_function_arn {
         tags.extend(arn_tags(arn, &statics.function_version));
+        tags.push(format!("memorysize:{}", statics.memory_mb));
     }
-    tags.push(format!("memorysize:{}", statics.memory_mb));
     tags.push(format!("cold_start:{cold_start}"));
     tags.push(format!("runtime:{}", statics.runtime));
     tags.push(library_version_tag());
@@ -153,8 +154,7 @@ mod tests {
     #[test]
     fn without_an_arn_only_the_sandbox_tags() {
         let tags = enhanced_tags(&statics(), None, false);
-        assert_eq!(tags.len(), 4);
-        assert_eq!(tags[0], "memorysize:256");
+        assert_eq!(tags, ["cold_start:false", "runtime:provided.al2023", &library_version_tag()]);
     }
 
     #[test]

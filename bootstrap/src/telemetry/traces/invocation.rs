@@ -181,6 +181,15 @@ impl InvocationTrace {
         true
     }
 
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
+    /// When the handler started, epoch ns.
+    pub fn start_ns(&self) -> i64 {
+        self.start_ns
+    }
+
     /// The context a child (tracer, outgoing call) continues: this trace, parented on the
     /// `aws.lambda` span.
     pub fn child_context(&self) -> TraceContext {

@@ -2,6 +2,7 @@
 //! continues (`extract`), the spans inferred for the managed service that called it
 //! (`inferred`), the `aws.lambda` function span (`function_span`), and the forwarder line.
 pub mod arn;
+pub mod children;
 pub mod config;
 pub mod durable;
 pub mod extract;
@@ -10,6 +11,8 @@ pub mod function_span;
 pub mod inferred;
 pub mod invocation;
 pub mod json;
+pub mod listeners;
+pub mod log_rewriter;
 pub mod logs;
 pub mod payload;
 pub mod processor;

@@ -4,13 +4,19 @@ use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use super::extract::{self, TraceContext};
-use super::function_span::{init_error_span, FunctionInfo};
+use bytes::Bytes;
+
+use super::children::{self, ChildChunkOutcome, FinishedInvocation, RecentInvocations};
+use super::extract::{self, ContextSource, TraceContext};
+use super::function_span::{init_error_span, mark_error, FunctionInfo};
 use super::invocation::{finish_invocation_trace, Completion, InvocationResult, InvocationTrace};
+use super::logs::Correlation;
 use super::{forwarder_line, Span, TraceConfig};
 use crate::handler::{BoxFuture, Invocation};
 use crate::lifecycle::{LifecycleEvent, LifecycleObserver, Timestamp};
+use crate::runtime_api::ErrorBody;
 use crate::sinks::trace_agent::TraceAgentClient;
+use crate::sinks::xray::{XrayDaemon, XrayHeader};
 
 /// Where finished traces go, chosen as Datadog's tracer chooses (§5.15).
 pub enum TraceSink {
@@ -68,6 +74,11 @@ pub struct TraceProcessor {
     /// Invocations whose handler is running, by request id: a handler asking for its trace
     /// begins it here, and the trace sent after the response is that same one.
     in_flight: Mutex<HashMap<String, Arc<InFlight>>>,
+    /// The last invocations sent: spans a child tracer flushes after the answer still find
+    /// their trace, and log lines printed just after the answer their ids.
+    recent: Mutex<RecentInvocations>,
+    /// The X-Ray daemon (`AWS_XRAY_DAEMON_ADDRESS`), for Datadog's metadata subsegments.
+    xray: Option<XrayDaemon>,
 }
 
 /// An invocation whose handler is running. Its trace is begun only when the handler asks for
@@ -76,16 +87,27 @@ struct InFlight {
     invocation: Arc<Invocation>,
     handler_started_ns: i64,
     trace: Mutex<Option<InvocationTrace>>,
+    /// The ids log lines of this invocation are stamped with, computed on the first line.
+    correlation: std::sync::OnceLock<Correlation>,
+    /// An error a child tracer reported (`/lambda/end-invocation`) for an answer that was not one.
+    reported_error: Mutex<Option<ErrorBody>>,
 }
 
 impl TraceProcessor {
+    /// The tracing configuration this processor runs with.
+    pub fn config(&self) -> &TraceConfig {
+        &self.config
+    }
+
     pub fn new(config: TraceConfig, function: FunctionInfo, sink: TraceSink) -> Self {
         Self {
-            config,
             function: Mutex::new(function),
             sink,
             flushed_at_timeout: Mutex::new(HashSet::new()),
             in_flight: Mutex::new(HashMap::new()),
+            recent: Mutex::new(RecentInvocations::default()),
+            xray: XrayDaemon::from_address(config.xray_daemon_address.as_deref()),
+            config,
         }
     }
 
@@ -96,6 +118,8 @@ impl TraceProcessor {
             invocation: invocation.clone(),
             handler_started_ns: handler_started.epoch_ns(),
             trace: Mutex::new(None),
+            correlation: std::sync::OnceLock::new(),
+            reported_error: Mutex::new(None),
         });
         if let Ok(mut in_flight) = self.in_flight.lock() {
             in_flight.insert(invocation.context.request_id.clone(), entry);
@@ -116,11 +140,171 @@ impl TraceProcessor {
         InvocationTrace::begin(event, &invocation.context, &self.config, &self.function(), start_ns)
     }
 
-    /// Removes `request_id` from the in-flight set; its trace when the handler began one.
-    fn take_trace(&self, request_id: &str) -> Option<InvocationTrace> {
-        let entry = self.in_flight.lock().ok()?.remove(request_id)?;
-        let trace = entry.trace.lock().ok()?.take();
-        trace
+    /// Removes `request_id` from the in-flight set; its trace when the handler began one, and
+    /// the error a child tracer reported for it.
+    fn take_trace(&self, request_id: &str) -> (Option<InvocationTrace>, Option<ErrorBody>) {
+        let Some(entry) = self.in_flight.lock().ok().and_then(|mut m| m.remove(request_id)) else {
+            return (None, None);
+        };
+        let reported = entry.reported_error.lock().ok().and_then(|mut e| e.take());
+        let trace = entry.trace.lock().ok().and_then(|mut t| t.take());
+        (trace, reported)
+    }
+
+    /// The in-flight entry a child's call refers to: `request_id` when given and in flight,
+    /// else the only invocation in flight (none when several are and nothing tells them apart).
+    fn attributed(&self, request_id: Option<&str>) -> Option<Arc<InFlight>> {
+        let in_flight = self.in_flight.lock().ok()?;
+        if let Some(entry) = request_id.and_then(|id| in_flight.get(id)) {
+            return Some(entry.clone());
+        }
+        if in_flight.len() == 1 {
+            return in_flight.values().next().cloned();
+        }
+        None
+    }
+
+    fn correlation_of(&self, trace: &InvocationTrace) -> Correlation {
+        Correlation::new(
+            trace.trace_id,
+            trace.function_span_id,
+            &self.function().service(&self.config),
+            self.config.env.as_deref().unwrap_or_default(),
+            self.config.version.as_deref().unwrap_or_default(),
+        )
+    }
+
+    /// The ids a log line of the function is stamped with (§7), by the rule of
+    /// `docs/exec-telemetry.md`: the invocation the line names (`request_id`, from the Lambda
+    /// log format), else the only invocation in flight, else, when none is, the one answered
+    /// last (its output may still be draining); `None` when the line cannot be attributed.
+    pub fn log_correlation(&self, request_id: Option<&str>) -> Option<Correlation> {
+        if let Some(entry) = self.attributed(request_id) {
+            if let Some(ids) = entry.correlation.get() {
+                return Some(ids.clone());
+            }
+            let ids = {
+                let mut slot = entry.trace.lock().ok()?;
+                let trace = slot.get_or_insert_with(|| self.begin(&entry.invocation, entry.handler_started_ns));
+                self.correlation_of(trace)
+            };
+            return Some(entry.correlation.get_or_init(|| ids).clone());
+        }
+        let idle = self.in_flight.lock().ok()?.is_empty();
+        let recent = self.recent.lock().ok()?;
+        match request_id {
+            Some(id) => recent.by_request_id(id).map(|f| f.correlation.clone()),
+            None if idle => recent.last().map(|f| f.correlation.clone()),
+            None => None,
+        }
+    }
+
+    /// `/lambda/start-invocation` of a child tracer: the context its spans continue (the
+    /// `aws.lambda` span of the invocation whose event is `event`, else of the only one in flight).
+    pub fn universal_start(&self, event: &[u8]) -> Option<TraceContext> {
+        let entry = {
+            let in_flight = self.in_flight.lock().ok()?;
+            let same_event = in_flight.values().find(|e| e.invocation.event.as_ref() == event).cloned();
+            same_event.or_else(|| (in_flight.len() == 1).then(|| in_flight.values().next().cloned()).flatten())?
+        };
+        let mut slot = entry.trace.lock().ok()?;
+        let trace = slot.get_or_insert_with(|| self.begin(&entry.invocation, entry.handler_started_ns));
+        Some(trace.child_context())
+    }
+
+    /// `/lambda/end-invocation` of a child tracer reporting `error`: the `aws.lambda` span is
+    /// marked with it unless the answer itself is an error. `false` when no invocation is
+    /// attributable.
+    pub fn universal_end(&self, error: Option<ErrorBody>) -> bool {
+        let Some(entry) = self.attributed(None) else { return false };
+        if let (Some(error), Ok(mut slot)) = (error, entry.reported_error.lock()) {
+            *slot = Some(error);
+        }
+        true
+    }
+
+    /// Spans a child's tracer sent to the trace agent endpoint, one chunk per trace: added to
+    /// the invocation's trace while it is in flight, else sent at once beside the trace already
+    /// sent (same trace id, parented on its `aws.lambda` span). Returns how many were dropped
+    /// because no invocation of this sandbox owns their trace.
+    pub async fn receive_child_chunks(&self, chunks: Vec<Vec<Span>>) -> usize {
+        let mut dropped = 0;
+        let mut late = Vec::new();
+        for chunk in chunks {
+            match self.place_child_chunk(chunk) {
+                ChildChunkOutcome::Adopted => {}
+                ChildChunkOutcome::Late(spans) => late.extend(spans),
+                ChildChunkOutcome::Dropped(count) => dropped += count,
+            }
+        }
+        if !late.is_empty() {
+            self.sink.send(late).await;
+        }
+        dropped
+    }
+
+    fn place_child_chunk(&self, chunk: Vec<Span>) -> ChildChunkOutcome {
+        let service = self.function().service(&self.config);
+        let entries: Vec<Arc<InFlight>> = match self.in_flight.lock() {
+            Ok(in_flight) => in_flight.values().cloned().collect(),
+            Err(_) => Vec::new(),
+        };
+        let mut candidates = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            if let Ok(mut slot) = entry.trace.lock() {
+                let trace = slot.get_or_insert_with(|| self.begin(&entry.invocation, entry.handler_started_ns));
+                candidates.push(children::Candidate::of(trace));
+            }
+        }
+        if let Some(target) = children::choose(&chunk, &candidates) {
+            let entry = &entries[target];
+            let spans = children::reparent(chunk, &candidates[target]);
+            let count = spans.len();
+            let adopted = match entry.trace.lock() {
+                Ok(mut slot) => match slot.as_mut() {
+                    Some(trace) => spans.into_iter().filter(|s| trace.adopt(s.clone(), &service)).count(),
+                    None => 0,
+                },
+                Err(_) => 0,
+            };
+            return if adopted == count {
+                ChildChunkOutcome::Adopted
+            } else {
+                ChildChunkOutcome::Dropped(count - adopted)
+            };
+        }
+        let recent = match self.recent.lock() {
+            Ok(recent) => recent.candidates(),
+            Err(_) => Vec::new(),
+        };
+        match children::choose(&chunk, &recent) {
+            Some(target) => ChildChunkOutcome::Late(children::finish_late(chunk, &recent[target], &service)),
+            None => ChildChunkOutcome::Dropped(chunk.len()),
+        }
+    }
+
+    /// §5.8 encode, on the answer's path: the response with `context._datadog` when it looks
+    /// like an authorizer's (a cheap byte check first; parsed only then).
+    pub fn authorizer_response(&self, request_id: &str, response: &[u8]) -> Option<Bytes> {
+        if !self.config.encode_authorizer_context || !children::looks_like_authorizer_response(response) {
+            return None;
+        }
+        let finish_ns = Timestamp::now().epoch_ns();
+        self.with_trace(request_id, |trace| trace.authorizer_response(response, &self.config, finish_ns))
+            .flatten()
+            .map(Bytes::from)
+    }
+
+    fn remember(&self, trace: &InvocationTrace, end_ns: i64) {
+        let finished = FinishedInvocation {
+            request_id: trace.request_id().to_owned(),
+            candidate: children::Candidate::of(trace),
+            end_ns,
+            correlation: self.correlation_of(trace),
+        };
+        if let Ok(mut recent) = self.recent.lock() {
+            recent.push(finished);
+        }
     }
 
     /// The context a handler continues (its trace, parented on the `aws.lambda` span).
@@ -154,6 +338,44 @@ impl TraceProcessor {
             .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
     }
 
+    /// §6.3: the incoming Datadog context and the trigger tags, as X-Ray metadata subsegments.
+    fn send_xray_metadata(&self, invocation: &Invocation, upstream: Option<&TraceContext>, spans: &[Span]) {
+        let Some(daemon) = &self.xray else { return };
+        let Some(header) = invocation.context.xray_trace_id.as_deref().and_then(XrayHeader::parse) else {
+            return;
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        if let Some(context) = upstream {
+            let trace_id = if context.trace_id.high == 0 {
+                context.trace_id.low.to_string()
+            } else {
+                ((u128::from(context.trace_id.high) << 64) | u128::from(context.trace_id.low)).to_string()
+            };
+            let value = serde_json::json!({
+                "trace-id": trace_id,
+                "parent-id": context.parent_id.to_string(),
+                "sampling-priority": context.sampling_priority.unwrap_or(1).to_string(),
+            });
+            daemon.send_metadata(&header, "trace", value, now);
+        }
+        let trigger_tags: serde_json::Map<String, serde_json::Value> = spans
+            .iter()
+            .find(|span| span.name == "aws.lambda")
+            .map(|span| {
+                span.meta
+                    .iter()
+                    .filter(|(key, _)| key.starts_with("function_trigger.") || key.starts_with("http."))
+                    .map(|(key, value)| (key.clone(), serde_json::Value::String(value.clone())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !trigger_tags.is_empty() {
+            daemon.send_metadata(&header, "lambda_function_tags", serde_json::Value::Object(trigger_tags), now);
+        }
+    }
+
     async fn handle(&self, event: &LifecycleEvent) {
         match event {
             LifecycleEvent::Init(init) => {
@@ -174,7 +396,7 @@ impl TraceProcessor {
             }
             LifecycleEvent::Invocation(report) => {
                 let request_id = &report.invocation.context.request_id;
-                let begun = self.take_trace(request_id);
+                let (begun, reported_error) = self.take_trace(request_id);
                 let sent_at_timeout = self.flushed_at_timeout.lock().is_ok_and(|mut sent| sent.remove(request_id));
                 // `timed_out` also covers a report that overtakes its own timeout flush.
                 if sent_at_timeout || report.timed_out {
@@ -182,7 +404,16 @@ impl TraceProcessor {
                 }
                 let function = self.function();
                 let trace = begun.unwrap_or_else(|| self.begin(&report.invocation, report.handler_started.epoch_ns()));
-                let spans = finish_invocation_trace(trace, report, &function, &self.config);
+                self.remember(&trace, report.handler_finished.epoch_ns());
+                let function_span_id = trace.function_span_id;
+                let upstream = trace.context.clone().filter(|c| c.source == ContextSource::Event);
+                let mut spans = finish_invocation_trace(trace, report, &function, &self.config);
+                if let Some(error) = reported_error.filter(|_| !report.outcome.is_error()) {
+                    if let Some(span) = spans.iter_mut().find(|s| s.span_id == function_span_id) {
+                        mark_error(span, &error);
+                    }
+                }
+                self.send_xray_metadata(&report.invocation, upstream.as_ref(), &spans);
                 self.sink.send(spans).await;
             }
             LifecycleEvent::TimeoutApproaching {
@@ -194,7 +425,9 @@ impl TraceProcessor {
                 let function = self.function();
                 let trace = self
                     .take_trace(&invocation.context.request_id)
+                    .0
                     .unwrap_or_else(|| self.begin(invocation, received.epoch_ns()));
+                self.remember(&trace, at.epoch_ns());
                 let completion = Completion {
                     result: InvocationResult::TimedOut,
                     end_ns: at.epoch_ns(),
@@ -218,6 +451,10 @@ impl LifecycleObserver for TraceProcessor {
 
     fn invocation_started(&self, invocation: &Arc<Invocation>, handler_started: Timestamp) {
         TraceProcessor::invocation_started(self, invocation, handler_started);
+    }
+
+    fn rewrite_response(&self, invocation: &Invocation, body: &Bytes) -> Option<Bytes> {
+        self.authorizer_response(&invocation.context.request_id, body)
     }
 }
 
