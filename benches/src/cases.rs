@@ -9,11 +9,26 @@ use std::path::{Path, PathBuf};
 
 use crate::BenchError;
 
-/// The cases a plain `bench` run compares: issue 3's three-way comparison.
-pub const DEFAULT_CASES: &[&str] = &["a", "b", "c"];
+/// The cases a plain `bench` run compares: every case that can run here. Python cases are
+/// skipped, with the reason, when the venv is missing.
+pub const DEFAULT_CASES: &[&str] = &[
+    "a",
+    "a-off",
+    "a-metrics",
+    "a-tracing",
+    "a-custom",
+    "b",
+    "c",
+    "d",
+    "e",
+    "e-direct",
+    "f",
+    "api-fast",
+    "api-slow",
+];
 
-/// Datadog's switches for everything our bootstrap (or datadog-lambda) can do per invocation.
-/// Flushing to stdout (the forwarder's log lines) keeps every byte on this machine.
+/// Datadog's switches for everything our bootstrap (or datadog-lambda) can do per invocation,
+/// in Forwarder mode: metric and trace lines on stdout, so every byte stays on this machine.
 pub const TELEMETRY_ON: &[(&str, &str)] = &[
     ("DD_ENHANCED_METRICS", "true"),
     ("DD_TRACE_ENABLED", "true"),
@@ -28,7 +43,49 @@ pub const TELEMETRY_OFF: &[(&str, &str)] = &[
     ("DD_TRACE_ENABLED", "false"),
     ("DD_LOGS_INJECTION", "false"),
     ("DD_FLUSH_TO_LOG", "true"),
+    ("DD_SERVICE", "bench"),
 ];
+
+/// Enhanced metrics only (issue 5's on/off pair).
+pub const METRICS_ONLY: &[(&str, &str)] = &[
+    ("DD_ENHANCED_METRICS", "true"),
+    ("DD_TRACE_ENABLED", "false"),
+    ("DD_LOGS_INJECTION", "false"),
+    ("DD_FLUSH_TO_LOG", "true"),
+    ("DD_SERVICE", "bench"),
+];
+
+/// Tracing only, with logs injection (issue 6's on/off pair).
+pub const TRACING_ONLY: &[(&str, &str)] = &[
+    ("DD_ENHANCED_METRICS", "false"),
+    ("DD_TRACE_ENABLED", "true"),
+    ("DD_LOGS_INJECTION", "true"),
+    ("DD_FLUSH_TO_LOG", "true"),
+    ("DD_SERVICE", "bench"),
+];
+
+/// Datadog API mode: custom metrics go to `DATADOG_HOST` (the bench's local intake, added when
+/// the case starts) after the response is posted. Tracing off: the pair is about the intake.
+pub const API_MODE: &[(&str, &str)] = &[
+    ("DD_ENHANCED_METRICS", "true"),
+    ("DD_TRACE_ENABLED", "false"),
+    ("DD_LOGS_INJECTION", "false"),
+    ("DD_FLUSH_TO_LOG", "false"),
+    ("DD_API_KEY", "bench0000000000000000000000000000"),
+    ("DD_SERVICE", "bench"),
+];
+
+/// How long the slow intake of the `api-slow` case waits before it answers (issue 7).
+pub const SLOW_INTAKE_DELAY_MS: u64 = 200;
+
+/// What a case's function answers to the bench's event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// The event itself.
+    Echo,
+    /// This JSON document.
+    Json(&'static str),
+}
 
 /// Where the built binaries and the example handlers are.
 #[derive(Clone, Debug)]
@@ -83,6 +140,12 @@ pub struct Case {
     pub task_root: PathBuf,
     pub goals: CaseGoals,
     pub prerequisites: Vec<Prerequisite>,
+    /// What the function answers (checked during the warm-up).
+    pub answer: Answer,
+    /// Cases that flush to a local Datadog intake the bench starts, answering after this many
+    /// ms. They run apart, paced (see `timing::run_paced`), so a flush never overlaps the next
+    /// invoke and the figure is the caller's response latency alone.
+    pub intake_delay_ms: Option<u64>,
 }
 
 impl Case {
@@ -112,43 +175,65 @@ pub struct Comparison {
 }
 
 pub fn comparisons() -> Vec<Comparison> {
+    let ratio = |numerator, denominator, goal_max, meaning| Comparison {
+        numerator,
+        denominator,
+        goal_max,
+        meaning,
+    };
     vec![
-        Comparison {
-            numerator: "a",
-            denominator: "b",
-            goal_max: Some(1.0),
-            meaning: "our dylib echo with telemetry vs AWS's lambda_runtime echo (issues 3, 7)",
-        },
-        Comparison {
-            numerator: "a",
-            denominator: "c",
-            goal_max: Some(1.3),
-            meaning: "our dylib echo with telemetry vs the bare loop floor (issues 3, 7)",
-        },
-        Comparison {
-            numerator: "a",
-            denominator: "a-off",
-            goal_max: None,
-            meaning: "the cost of telemetry in the dylib path",
-        },
-        Comparison {
-            numerator: "d",
-            denominator: "b",
-            goal_max: Some(1.10),
-            meaning: "the lambda_runtime echo behind our bootstrap vs run directly (issue 4)",
-        },
-        Comparison {
-            numerator: "e",
-            denominator: "e-direct",
-            goal_max: None,
-            meaning: "the awslambdaric echo behind our bootstrap vs run directly (issue 4)",
-        },
-        Comparison {
-            numerator: "e",
-            denominator: "f",
-            goal_max: Some(0.5),
-            meaning: "a Python handler under our bootstrap vs wrapped by datadog-lambda (issue 7)",
-        },
+        ratio(
+            "a",
+            "b",
+            Some(1.0),
+            "dylib echo, all telemetry on vs AWS's lambda_runtime echo (issues 3, 7)",
+        ),
+        ratio(
+            "a",
+            "c",
+            Some(1.3),
+            "dylib echo, all telemetry on vs the bare loop floor (issues 3, 7)",
+        ),
+        ratio("a", "a-off", None, "all telemetry on vs off, dylib echo"),
+        ratio("a-metrics", "a-off", Some(1.05), "enhanced metrics on vs off (issue 5)"),
+        ratio(
+            "a-tracing",
+            "a-off",
+            Some(1.10),
+            "tracing + inferred span + logs injection on vs off (issue 6)",
+        ),
+        ratio(
+            "a-custom",
+            "a",
+            None,
+            "one custom metric per invoke on top of a (its answer is 14 B, not the echo)",
+        ),
+        ratio(
+            "d",
+            "b",
+            Some(1.10),
+            "lambda_runtime echo behind our bootstrap (exec) vs run directly (issue 4)",
+        ),
+        ratio("a-off", "b", None, "our dylib path without telemetry vs AWS's lambda_runtime"),
+        ratio(
+            "e",
+            "e-direct",
+            None,
+            "awslambdaric echo behind our bootstrap, telemetry on, vs directly, none (issue 4)",
+        ),
+        ratio(
+            "e",
+            "f",
+            Some(0.5),
+            "Python echo: our bootstrap + telemetry vs datadog-lambda's wrapper (issue 7)",
+        ),
+        ratio("f", "e-direct", None, "what datadog-lambda's wrapper costs a Python function"),
+        ratio(
+            "api-slow",
+            "api-fast",
+            Some(1.05),
+            "200 ms slow intake vs instant: caller's response latency (issue 7)",
+        ),
     ]
 }
 
@@ -173,99 +258,106 @@ pub fn catalogue(layout: &Layout) -> Vec<Case> {
     };
     let awslambdaric =
         |handler: &str| -> Vec<OsString> { vec![python.clone().into_os_string(), "-m".into(), "awslambdaric".into(), handler.into()] };
-    let with = |pairs: &[(&str, &str)], extra: Vec<(String, String)>| -> Vec<(String, String)> {
-        let mut env = extra;
+    let env = |pairs: &[(&str, &str)], handler: String| -> Vec<(String, String)> {
+        let mut env = vec![("DD_LAMBDA_HANDLER".to_owned(), handler)];
         env.extend(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         env
     };
-    let dylib_handler = format!("{}:echo", dylib.display());
     let dylib_goals = CaseGoals {
         cold_start_ms_max: Some(5.0),
         peak_rss_mb_max: Some(10.0),
     };
+    let base = Case {
+        id: "",
+        title: "",
+        command: vec![bootstrap.clone().into_os_string()],
+        env: Vec::new(),
+        task_root: layout.release_dir.clone(),
+        goals: CaseGoals::default(),
+        prerequisites: vec![built("bootstrap", &bootstrap), built("the example dylib", &dylib)],
+        answer: Answer::Echo,
+        intake_delay_ms: None,
+    };
+    let dylib_case = |id, title, pairs: &[(&str, &str)], export: &str| Case {
+        id,
+        title,
+        env: env(pairs, format!("{}:{export}", dylib.display())),
+        goals: dylib_goals,
+        answer: if export == "metric" {
+            Answer::Json(r#"{"sent":true}"#)
+        } else {
+            Answer::Echo
+        },
+        ..base.clone()
+    };
 
     vec![
+        dylib_case("a", "bootstrap + echo dylib, all telemetry on", TELEMETRY_ON, "echo"),
+        dylib_case("a-off", "bootstrap + echo dylib, telemetry off", TELEMETRY_OFF, "echo"),
+        dylib_case("a-metrics", "bootstrap + echo dylib, enhanced metrics only", METRICS_ONLY, "echo"),
+        dylib_case("a-tracing", "bootstrap + echo dylib, tracing only", TRACING_ONLY, "echo"),
+        dylib_case(
+            "a-custom",
+            "bootstrap + metric dylib, all on + custom metric",
+            TELEMETRY_ON,
+            "metric",
+        ),
         Case {
-            id: "a",
-            title: "bootstrap + echo dylib, telemetry on",
-            command: vec![bootstrap.clone().into_os_string()],
-            env: with(TELEMETRY_ON, vec![("DD_LAMBDA_HANDLER".into(), dylib_handler.clone())]),
-            task_root: layout.release_dir.clone(),
-            goals: dylib_goals,
-            prerequisites: vec![built("bootstrap", &bootstrap), built("the echo dylib", &dylib)],
+            intake_delay_ms: Some(0),
+            goals: CaseGoals::default(),
+            ..dylib_case("api-fast", "metric dylib, API mode, instant intake", API_MODE, "metric")
         },
         Case {
-            id: "a-off",
-            title: "bootstrap + echo dylib, telemetry off",
-            command: vec![bootstrap.clone().into_os_string()],
-            env: with(TELEMETRY_OFF, vec![("DD_LAMBDA_HANDLER".into(), dylib_handler)]),
-            task_root: layout.release_dir.clone(),
-            goals: dylib_goals,
-            prerequisites: vec![built("bootstrap", &bootstrap), built("the echo dylib", &dylib)],
+            intake_delay_ms: Some(SLOW_INTAKE_DELAY_MS),
+            goals: CaseGoals::default(),
+            ..dylib_case("api-slow", "metric dylib, API mode, 200 ms intake", API_MODE, "metric")
         },
         Case {
             id: "b",
             title: "lambda_runtime echo (AWS's crate)",
             command: vec![lambda_runtime_echo.clone().into_os_string()],
-            env: Vec::new(),
-            task_root: layout.release_dir.clone(),
-            goals: CaseGoals::default(),
             prerequisites: vec![built("lambda-runtime-echo", &lambda_runtime_echo)],
+            ..base.clone()
         },
         Case {
             id: "c",
             title: "bare loop (next -> response)",
             command: vec![bare_loop.clone().into_os_string()],
-            env: Vec::new(),
-            task_root: layout.release_dir.clone(),
-            goals: CaseGoals::default(),
             prerequisites: vec![built("bare-loop", &bare_loop)],
+            ..base.clone()
         },
         Case {
             id: "d",
             title: "lambda_runtime echo behind bootstrap (exec)",
-            command: vec![bootstrap.clone().into_os_string()],
-            env: with(
-                TELEMETRY_ON,
-                vec![("DD_LAMBDA_HANDLER".into(), lambda_runtime_echo.display().to_string())],
-            ),
-            task_root: layout.release_dir.clone(),
-            goals: CaseGoals::default(),
+            env: env(TELEMETRY_ON, lambda_runtime_echo.display().to_string()),
             prerequisites: vec![built("bootstrap", &bootstrap), built("lambda-runtime-echo", &lambda_runtime_echo)],
+            ..base.clone()
         },
         Case {
             id: "e",
             title: "awslambdaric echo behind bootstrap (exec)",
-            command: vec![bootstrap.clone().into_os_string()],
-            env: with(
-                TELEMETRY_ON,
-                vec![(
-                    "DD_LAMBDA_HANDLER".into(),
-                    format!("{} -m awslambdaric handler.echo", python.display()),
-                )],
-            ),
+            env: env(TELEMETRY_ON, format!("{} -m awslambdaric handler.echo", python.display())),
             task_root: python_root.clone(),
-            goals: CaseGoals::default(),
             prerequisites: vec![built("bootstrap", &bootstrap), venv()],
+            ..base.clone()
         },
         Case {
             id: "e-direct",
-            title: "awslambdaric echo (direct)",
+            title: "awslambdaric echo (direct, no telemetry)",
             command: awslambdaric("handler.echo"),
-            env: Vec::new(),
             task_root: python_root.clone(),
-            goals: CaseGoals::default(),
             prerequisites: vec![venv()],
+            ..base.clone()
         },
         Case {
             id: "f",
             title: "awslambdaric echo wrapped by datadog-lambda",
             command: awslambdaric("datadog_lambda.handler.handler"),
             // datadog-lambda's own wrapper reads the real handler from DD_LAMBDA_HANDLER.
-            env: with(TELEMETRY_ON, vec![("DD_LAMBDA_HANDLER".into(), "handler.echo".into())]),
+            env: env(TELEMETRY_ON, "handler.echo".to_owned()),
             task_root: python_root,
-            goals: CaseGoals::default(),
             prerequisites: vec![venv()],
+            ..base
         },
     ]
 }
@@ -322,10 +414,36 @@ mod tests {
     }
 
     #[test]
+    fn telemetry_pairs_differ_only_in_their_switches_and_api_cases_use_an_intake() {
+        let all = catalogue(&layout());
+        let get = |id: &str| select(&all, &[id.to_owned()]).unwrap().remove(0);
+        let flag = |case: &Case, key: &str| case.env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+        let (on, off, metrics, tracing) = (get("a"), get("a-off"), get("a-metrics"), get("a-tracing"));
+        for case in [&on, &off, &metrics, &tracing] {
+            assert_eq!(case.command, on.command);
+            assert_eq!(flag(case, "DD_LAMBDA_HANDLER"), flag(&on, "DD_LAMBDA_HANDLER"));
+            assert_eq!(flag(case, "DD_FLUSH_TO_LOG").as_deref(), Some("true"));
+            assert_eq!(case.intake_delay_ms, None);
+        }
+        assert_eq!(flag(&metrics, "DD_ENHANCED_METRICS").as_deref(), Some("true"));
+        assert_eq!(flag(&metrics, "DD_TRACE_ENABLED").as_deref(), Some("false"));
+        assert_eq!(flag(&tracing, "DD_ENHANCED_METRICS").as_deref(), Some("false"));
+        assert_eq!(flag(&tracing, "DD_TRACE_ENABLED").as_deref(), Some("true"));
+        assert_eq!(flag(&off, "DD_TRACE_ENABLED").as_deref(), Some("false"));
+
+        let (fast, slow) = (get("api-fast"), get("api-slow"));
+        assert_eq!((fast.intake_delay_ms, slow.intake_delay_ms), (Some(0), Some(200)));
+        assert_eq!(fast.env, slow.env);
+        assert_eq!(flag(&slow, "DD_FLUSH_TO_LOG").as_deref(), Some("false"));
+        assert!(flag(&slow, "DD_LAMBDA_HANDLER").unwrap().ends_with(":metric"));
+        assert_eq!(slow.answer, Answer::Json(r#"{"sent":true}"#));
+    }
+
+    #[test]
     fn an_unknown_case_lists_the_known_ones() {
         let err = select(&catalogue(&layout()), &["zz".to_owned()]).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("`zz`") && text.contains("a, a-off, b, c"), "{text}");
+        assert!(text.contains("`zz`") && text.contains("a, a-off, a-metrics"), "{text}");
     }
 
     #[test]

@@ -75,6 +75,11 @@ impl EmulatorProcess {
             "bench",
             "--timeout",
             FUNCTION_TIMEOUT_SECONDS,
+            // The runtime's stdout (metric and trace lines) goes straight to /dev/null: relayed
+            // line by line through the emulator, it would cost the emulator CPU on the
+            // invoke's path, which Lambda's own log pipeline does not.
+            "--runtime-stdout",
+            "discard",
         ]);
         for (key, value) in &case.env {
             command.arg("--env").arg(format!("{key}={value}"));
@@ -85,7 +90,6 @@ impl EmulatorProcess {
             .current_dir(&case.task_root)
             .env("LAMBDA_EMULATOR_LOG", "info")
             .stdin(Stdio::null())
-            // The runtime's stdout (telemetry's forwarder lines) is written, then dropped.
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = command.spawn().map_err(|source| BenchError::SpawnEmulator {

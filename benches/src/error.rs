@@ -39,6 +39,10 @@ pub enum BenchError {
     },
     #[error("case {case}: the runtime never polled /next within {seconds} s of its start")]
     NoColdStart { case: String, seconds: u64 },
+    #[error("cannot start the local Datadog intake on 127.0.0.1: {0}")]
+    Intake(#[source] std::io::Error),
+    #[error("cannot draw the plot {path}: {reason}")]
+    Plot { path: PathBuf, reason: String },
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,

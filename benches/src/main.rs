@@ -10,38 +10,54 @@
 //! `target/release/{lambda-emulator, bootstrap, libhandlers_example.so, lambda-runtime-echo,
 //! bare-loop}` and says which is missing. Everything runs on 127.0.0.1.
 //!
-//! For each case (default `a,b,c`; see `--cases` and `src/cases.rs`), a `lambda-emulator` runs
-//! the case's runtime, and the bench sends N sequential invokes (default 10 000, `--quick`
-//! 1 000) over one keep-alive connection, after an untimed warm-up that checks the echo:
-//! - (a) `bootstrap` + the `echo` export of `libhandlers_example.so`, telemetry on;
+//! For each case (default: all of them; see `--cases` and `src/cases.rs`), a `lambda-emulator`
+//! runs the case's runtime (its stdout, the telemetry lines, straight to /dev/null), and the
+//! bench sends N sequential invokes (default 10 000, `--quick` 1 000) of AWS's API Gateway
+//! sample event (2.7 KB, with `x-datadog-*` headers, so tracing infers an `aws.apigateway`
+//! span) over one keep-alive connection, after an untimed warm-up that checks the answer:
+//! - (a) `bootstrap` + the `echo` export of `libhandlers_example.so`, all telemetry on
+//!   (Forwarder mode: enhanced metrics, tracing, logs injection); `a-off` all off;
+//!   `a-metrics` enhanced metrics only; `a-tracing` tracing only; `a-custom` the `metric`
+//!   export (one custom metric per invoke) with all on;
 //! - (b) `lambda-runtime-echo`, AWS's `lambda_runtime` crate, run directly by the emulator;
-//! - (c) `bare-loop`, a runtime that only does `/next` -> `/response` (the floor).
+//! - (c) `bare-loop`, a runtime that only does `/next` -> `/response` (the floor);
+//! - (d) `lambda-runtime-echo` behind our bootstrap (exec mode), telemetry on;
+//! - (e) the awslambdaric echo behind our bootstrap, telemetry on; `e-direct` run directly;
+//!   (f) the same handler wrapped by datadog-lambda, telemetry on (needs `.venv`,
+//!   `scripts/setup-peers.sh`, or `--python`);
+//! - `api-fast` / `api-slow`: the `metric` export in Datadog API mode, `DATADOG_HOST` pointing
+//!   at a local intake the bench starts, answering at once / after 200 ms. These two run
+//!   apart, paced (one invoke each 300 ms, `--paced-invocations`, default 100), so the figure is
+//!   the caller's response latency alone.
 //!
 //! The cases alternate in rounds of N/10 invokes (the first case rotates each round), so
-//! machine noise hits them alike; a progress line goes to stderr after each round.
+//! machine noise hits them alike; a progress line goes to stderr after each round, and RSS is
+//! sampled after each. `--long`: 100 000 invokes of case a in 100 rounds, the RSS slope
+//! reported (KB per 10k invokes).
 //!
 //! Printed (stdout) and written to `<out>/results.json`: per case the client-side mean, p50 and
-//! p99 per invoke; the ratios a/b and a/c (of the mean, p50 and p99), judged on the mean and on
-//! the p50 against the issues' goals (a/b <= 1.0, a/c <= 1.3); the cold start, median over
-//! `--cold-starts` fresh runtimes (default 20, `--quick` 5) of the time from the runtime's
-//! spawn to its first `/next`, measured by the emulator
-//! (`first_next_after_start_us` in its stats); the peak RSS (VmHWM summed over the runtime's
-//! process group) after the N invokes; and the stripped size of `target/release/bootstrap`.
-//! `--samples` also writes every per-invoke time, `<out>/samples-<case>.csv`, for plots.
+//! p99 per invoke; the ratios (see `cases::comparisons`) judged on the mean and on the p50
+//! against the issues' goals; the cold start, median over `--cold-starts` fresh runtimes
+//! (default 20, `--quick` 5) of the time from the runtime's spawn to its first `/next`, measured
+//! by the emulator (`first_next_after_start_us` in its stats); the peak RSS (VmHWM summed over
+//! the runtime's process group) after the N invokes; and the stripped size of
+//! `target/release/bootstrap`. Plots (SVG) go to `<out>/` too (see `src/plot.rs`). `--samples`
+//! also writes every per-invoke time, `<out>/samples-<case>.csv`.
 //!
-//! More cases are defined and run with `--cases`: `a-off` (telemetry off), `d` (the
-//! lambda_runtime echo behind our bootstrap, exec mode), `e` / `e-direct` (the awslambdaric echo
-//! behind our bootstrap / directly) and `f` (awslambdaric wrapped by datadog-lambda); the Python
-//! ones need `.venv` (`scripts/setup-peers.sh`). A case that fails to start or to echo is
-//! skipped with its reason; the others still run.
+//! A case that fails to start or to answer is skipped with its reason; the others still run.
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use benches::cases::{self, Layout};
+use benches::intake::Intake;
 use benches::report::{self, CaseResult, Results, SkippedCase};
 use benches::timing::{self, Plan, Subject, EVENT};
-use benches::{cold_start, machine, summary, BenchError};
+use benches::{cold_start, machine, plot, summary, BenchError};
+
+/// The pause before each invoke of the slow-intake pair: longer than the slow intake's 200 ms,
+/// so the previous invoke's flush is over.
+const PACING_GAP: Duration = Duration::from_millis(300);
 use clap::Parser;
 
 /// Side-by-side Lambda runtime benchmark through lambda-emulator (see the crate docs).
@@ -57,9 +73,24 @@ struct Cli {
     /// Where results.json (and the samples) go.
     #[arg(long, default_value = "bench-results")]
     out: PathBuf,
-    /// Cases to run, comma separated (known: a, a-off, b, c, d, e, e-direct, f).
-    #[arg(long, value_delimiter = ',', default_values_t = cases::DEFAULT_CASES.iter().map(|s| s.to_string()))]
-    cases: Vec<String>,
+    /// Cases to run, comma separated [default: every case; with --long: a]. Known: a, a-off,
+    /// a-metrics, a-tracing, a-custom, b, c, d, e, e-direct, f, api-fast, api-slow.
+    #[arg(long, value_delimiter = ',')]
+    cases: Option<Vec<String>>,
+    /// The memory-growth run: 100 000 invokes of case a (unless --cases / --invocations say
+    /// otherwise), RSS sampled every 1 000, the slope reported.
+    #[arg(long)]
+    long: bool,
+    /// Rounds the invokes are split into (RSS is sampled after each) [default: 10; --long: 100].
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// Invokes per case of the paced slow-intake pair (api-fast, api-slow) [default: 100;
+    /// --quick: 20]; each waits 300 ms after the previous one.
+    #[arg(long)]
+    paced_invocations: Option<usize>,
+    /// Write no plots.
+    #[arg(long)]
+    no_plots: bool,
     /// Fresh starts per case for the cold start (0 skips it).
     #[arg(long)]
     cold_starts: Option<usize>,
@@ -89,27 +120,47 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<(), BenchError> {
-    let invocations = cli.invocations.unwrap_or(if cli.quick { 1_000 } else { 10_000 });
+    let default_invocations = match (cli.long, cli.quick) {
+        (true, _) => 100_000,
+        (false, true) => 1_000,
+        (false, false) => 10_000,
+    };
+    let invocations = cli.invocations.unwrap_or(default_invocations);
+    let rounds = cli.rounds.unwrap_or(if cli.long { 100 } else { 10 }).max(1);
     let plan = Plan {
         invocations,
-        round_size: invocations.div_ceil(10).max(1),
+        round_size: invocations.div_ceil(rounds).max(1),
         warmup: cli.warmup.unwrap_or(if cli.quick { 50 } else { 200 }),
     };
-    let cold_starts = cli.cold_starts.unwrap_or(if cli.quick { 5 } else { 20 });
+    let paced_invocations = cli.paced_invocations.unwrap_or(if cli.quick { 20 } else { 100 });
+    let case_ids: Vec<String> = cli.cases.clone().unwrap_or_else(|| {
+        let ids: &[&str] = if cli.long { &["a"] } else { cases::DEFAULT_CASES };
+        ids.iter().map(|s| (*s).to_owned()).collect()
+    });
+    let cold_starts = cli.cold_starts.unwrap_or(if cli.quick || cli.long { 5 } else { 20 });
     let layout = layout(cli);
     let emulator = layout.emulator();
     if !emulator.exists() {
         return Err(BenchError::MissingBinary { path: emulator });
     }
-    let selected = cases::select(&cases::catalogue(&layout), &cli.cases)?;
+    let selected = cases::select(&cases::catalogue(&layout), &case_ids)?;
     let machine = machine::describe();
     let date_utc = machine::utc_now();
 
-    eprintln!("[bench] starting {} case(s): {}", selected.len(), cli.cases.join(", "));
+    eprintln!("[bench] starting {} case(s): {}", selected.len(), case_ids.join(", "));
     let mut subjects = Vec::new();
+    let mut paced = Vec::new();
+    let mut intakes = Vec::new();
     let mut skipped = Vec::new();
     for case in &selected {
-        match Subject::start(&emulator, case, &plan) {
+        let mut case = case.clone();
+        if let Some(delay_ms) = case.intake_delay_ms {
+            let intake = Intake::start(Duration::from_millis(delay_ms)).map_err(BenchError::Intake)?;
+            case.env.push(("DATADOG_HOST".to_owned(), intake.url()));
+            intakes.push((case.id, intake));
+        }
+        match Subject::start(&emulator, &case, &plan) {
+            Ok(subject) if case.intake_delay_ms.is_some() => paced.push(subject),
             Ok(subject) => subjects.push(subject),
             Err(err) => {
                 eprintln!("[bench] skipping case {}: {err}", case.id);
@@ -140,9 +191,27 @@ fn run(cli: &Cli) -> Result<(), BenchError> {
             p50s.join(", ")
         );
     })?;
-    let finished = subjects.into_iter().map(Subject::finish).collect::<Result<Vec<_>, _>>()?;
+    if !paced.is_empty() {
+        eprintln!(
+            "[bench] slow-intake pair: {paced_invocations} paced invokes per case, {} ms apart",
+            PACING_GAP.as_millis()
+        );
+        timing::run_paced(&mut paced, paced_invocations, PACING_GAP, |done| {
+            eprintln!("[bench] paced {done}/{paced_invocations}");
+        })?;
+    }
+    let finished = subjects
+        .into_iter()
+        .chain(paced)
+        .map(Subject::finish)
+        .collect::<Result<Vec<_>, _>>()?;
 
-    let ran: Vec<cases::Case> = finished.iter().map(|f| f.case.clone()).collect();
+    // The API-mode cases start as case a does: their cold start adds nothing.
+    let ran: Vec<cases::Case> = finished
+        .iter()
+        .filter(|f| f.case.intake_delay_ms.is_none())
+        .map(|f| f.case.clone())
+        .collect();
     let cold = if cold_starts > 0 && !ran.is_empty() {
         eprintln!("[bench] cold starts: {cold_starts} fresh runtime(s) per case");
         let step = cold_starts.div_ceil(10);
@@ -155,8 +224,12 @@ fn run(cli: &Cli) -> Result<(), BenchError> {
         vec![Vec::new(); ran.len()]
     };
 
+    let mut cold = ran.iter().map(|c| c.id).zip(cold).collect::<std::collections::HashMap<_, _>>();
     let mut results_cases = Vec::new();
-    for (run, cold) in finished.into_iter().zip(cold) {
+    let mut samples = Vec::new();
+    for run in finished {
+        let cold = cold.remove(run.case.id).unwrap_or_default();
+        samples.push((run.case.id.to_owned(), run.samples_ns.clone()));
         let samples_file = if cli.samples {
             Some(report::write_samples(&cli.out, run.case.id, &run.samples_ns)?.display().to_string())
         } else {
@@ -176,6 +249,10 @@ fn run(cli: &Cli) -> Result<(), BenchError> {
             memory_over_run: run.memory,
             rss_slope_kb_per_10k: summary::slope(&slope_points).map(|s| s * 10_000.0),
             runtime_starts: run.stats.runtime_starts,
+            intake_requests: intakes
+                .iter()
+                .find(|(id, _)| *id == run.case.id)
+                .map(|(_, intake)| intake.requests()),
             goals: run.case.goals,
             samples_file,
         });
@@ -199,6 +276,11 @@ fn run(cli: &Cli) -> Result<(), BenchError> {
     print!("{}", report::table(&results));
     let path = report::write_json(&cli.out, &results)?;
     eprintln!("[bench] wrote {}", path.display());
+    if !cli.no_plots {
+        for path in plot::write_all(&cli.out, &results, &samples)? {
+            eprintln!("[bench] wrote {}", path.display());
+        }
+    }
     Ok(())
 }
 

@@ -56,6 +56,8 @@ pub struct CaseResult {
     pub rss_slope_kb_per_10k: Option<f64>,
     /// 1 unless the runtime crashed or timed out and was restarted during the run.
     pub runtime_starts: u64,
+    /// Requests the case's local Datadog intake answered (API-mode cases only).
+    pub intake_requests: Option<u64>,
     pub goals: CaseGoals,
     /// The CSV of raw samples, when `--samples` asked for it.
     pub samples_file: Option<String>,
@@ -133,19 +135,23 @@ pub fn table(results: &Results) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<9} {:<44} {:>10} {:>10} {:>10} {:>12} {:>10}",
+        "{:<9} {:<48} {:>10} {:>10} {:>10} {:>12} {:>10}",
         "case", "runtime", "mean", "p50", "p99", "cold start", "peak RSS"
     );
     for case in &results.cases {
+        let cold_start = if case.cold_start.count > 0 {
+            format!("{:>9.2} ms", case.cold_start.median_ms)
+        } else {
+            format!("{:>12}", "-")
+        };
         let _ = writeln!(
             out,
-            "{:<9} {:<44} {:>7.1} µs {:>7.1} µs {:>7.1} µs {:>9.2} ms {:>7.2} MB",
+            "{:<9} {:<48} {:>7.1} µs {:>7.1} µs {:>7.1} µs {cold_start} {:>7.2} MB",
             case.id,
             case.title,
             case.latency.mean_us,
             case.latency.p50_us,
             case.latency.p99_us,
-            case.cold_start.median_ms,
             kb_to_mb(case.peak_rss_kb)
         );
     }
@@ -157,7 +163,7 @@ pub fn table(results: &Results) -> String {
     for skipped in &results.skipped {
         let _ = writeln!(
             out,
-            "{:<9} {:<44} skipped: {}",
+            "{:<9} {:<48} skipped: {}",
             skipped.id,
             skipped.title,
             first_line(&skipped.reason)
@@ -167,7 +173,7 @@ pub fn table(results: &Results) -> String {
     if !results.ratios.is_empty() {
         let _ = writeln!(
             out,
-            "\n{:<12} {:>6} {:>6} {:>6}   {:<34} meaning",
+            "\n{:<18} {:>6} {:>6} {:>6}   {:<34} meaning",
             "ratio", "mean", "p50", "p99", "goal"
         );
         for ratio in &results.ratios {
@@ -177,7 +183,7 @@ pub fn table(results: &Results) -> String {
             };
             let _ = writeln!(
                 out,
-                "{:<12} {:>6.3} {:>6.3} {:>6.3}   {:<34} {}",
+                "{:<18} {:>6.3} {:>6.3} {:>6.3}   {:<34} {}",
                 ratio.name, ratio.mean, ratio.p50, ratio.p99, goal, ratio.meaning
             );
         }
@@ -218,7 +224,7 @@ pub fn table(results: &Results) -> String {
 
 fn case_goal_lines(case: &CaseResult) -> Vec<String> {
     let mut lines = Vec::new();
-    if let Some(goal) = case.goals.cold_start_ms_max {
+    if let (Some(goal), true) = (case.goals.cold_start_ms_max, case.cold_start.count > 0) {
         let got = case.cold_start.median_ms;
         lines.push(format!(
             "{}: cold start {got:.2} ms (goal <= {goal} ms: {})",
@@ -233,6 +239,27 @@ fn case_goal_lines(case: &CaseResult) -> Vec<String> {
             case.id,
             case.latency.count,
             verdict(got <= goal)
+        ));
+    }
+    if case.id == "a" {
+        if let (Some(slope), Some(first), Some(last)) =
+            (case.rss_slope_kb_per_10k, case.memory_over_run.first(), case.memory_over_run.last())
+        {
+            lines.push(format!(
+                "{}: RSS slope {slope:+.1} KB per 10k invokes over {} samples ({:.2} MB after {} invokes, {:.2} MB after {})",
+                case.id,
+                case.memory_over_run.len(),
+                kb_to_mb(first.rss_kb),
+                first.invocations,
+                kb_to_mb(last.rss_kb),
+                last.invocations
+            ));
+        }
+    }
+    if let Some(requests) = case.intake_requests {
+        lines.push(format!(
+            "{}: the local intake answered {requests} requests ({} paced invokes)",
+            case.id, case.latency.count
         ));
     }
     lines
@@ -308,6 +335,7 @@ mod tests {
             memory_over_run: vec![],
             rss_slope_kb_per_10k: None,
             runtime_starts: 1,
+            intake_requests: None,
             goals: CaseGoals {
                 cold_start_ms_max: Some(5.0),
                 peak_rss_mb_max: Some(10.0),

@@ -2,7 +2,7 @@
 //! `cargo build --workspace --all-targets`) and the real `bare-loop` runtime.
 use std::path::PathBuf;
 
-use benches::cases::{Case, CaseGoals};
+use benches::cases::{Answer, Case, CaseGoals};
 use benches::timing::{self, Plan, Subject};
 use benches::{cold_start, BenchError};
 
@@ -27,6 +27,8 @@ fn case(id: &'static str, command: &str) -> Case {
         task_root: std::env::temp_dir(),
         goals: CaseGoals::default(),
         prerequisites: Vec::new(),
+        answer: Answer::Echo,
+        intake_delay_ms: None,
     }
 }
 

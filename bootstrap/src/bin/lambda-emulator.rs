@@ -22,6 +22,9 @@ struct Cli {
     function: FunctionArgs,
     #[command(flatten)]
     faults: FaultArgs,
+    /// `discard` sends the runtime's stdout to /dev/null instead of relaying it (benchmarks).
+    #[arg(long, value_name = "relay|discard", default_value = "relay", value_parser = parse_runtime_stdout, hide = true)]
+    runtime_stdout: StdoutTarget,
     /// The runtime command and its arguments.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     command: Vec<OsString>,
@@ -58,7 +61,7 @@ async fn main() -> ExitCode {
             args: command.collect(),
             extra_env: cli.function.env,
             task_root,
-            stdout: StdoutTarget::Stdout,
+            stdout: cli.runtime_stdout,
         },
         faults: cli.faults.faults,
     };
@@ -83,4 +86,12 @@ async fn main() -> ExitCode {
     }
     emulator.shutdown().await;
     ExitCode::SUCCESS
+}
+
+fn parse_runtime_stdout(raw: &str) -> Result<StdoutTarget, String> {
+    match raw {
+        "relay" => Ok(StdoutTarget::Stdout),
+        "discard" => Ok(StdoutTarget::Discard),
+        _ => Err(format!("{raw:?} is neither relay nor discard")),
+    }
 }

@@ -49,6 +49,9 @@ pub enum StdoutTarget {
     #[default]
     Stdout,
     Stderr,
+    /// Straight to `/dev/null`, never through the emulator: for benchmarks, so the runtime's
+    /// telemetry lines cost the emulator nothing.
+    Discard,
 }
 
 /// The runtime process to start and restart.

@@ -62,7 +62,10 @@ pub fn spawn(options: &EmulatorOptions, env: &[(String, String)]) -> Result<Chil
         .current_dir(&runtime.task_root)
         .process_group(0)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(match runtime.stdout {
+            StdoutTarget::Discard => Stdio::null(),
+            StdoutTarget::Stdout | StdoutTarget::Stderr => Stdio::piped(),
+        })
         .stderr(Stdio::piped())
         .kill_on_drop(false);
     let mut child = command.spawn().map_err(|source| EmulatorError::Spawn {
@@ -95,6 +98,7 @@ async fn relay_lines(stream: impl AsyncRead + Unpin, target: StdoutTarget) {
                 let _ = match target {
                     StdoutTarget::Stdout => std::io::stdout().lock().write_all(&line),
                     StdoutTarget::Stderr => std::io::stderr().lock().write_all(&line),
+                    StdoutTarget::Discard => Ok(()),
                 };
             }
         }
