@@ -7,6 +7,7 @@ pub mod emulator;
 pub mod handler;
 pub mod lifecycle;
 pub mod logging;
+pub mod process_exit;
 pub mod runtime_api;
 pub mod sinks;
 pub mod telemetry;

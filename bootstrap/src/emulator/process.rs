@@ -1,8 +1,7 @@
 //! Starting the runtime in a process group of its own, relaying its output line by line, and
 //! signalling or killing the whole group the way Lambda does.
 use std::io::Write;
-use std::os::unix::process::ExitStatusExt;
-use std::process::{ExitStatus, Stdio};
+use std::process::Stdio;
 use std::time::SystemTime;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
@@ -123,42 +122,7 @@ pub fn signal_process(pid: u32, signal: libc::c_int) {
     }
 }
 
-/// How a process ended, worded as Lambda (and Go's `ProcessState`) words it:
-/// `exit status 1`, `signal: killed`, `signal: segmentation fault (core dumped)`.
-pub fn describe_exit(status: ExitStatus) -> String {
-    if let Some(code) = status.code() {
-        return format!("exit status {code}");
-    }
-    match status.signal() {
-        Some(signal) => {
-            let core = if status.core_dumped() { " (core dumped)" } else { "" };
-            format!("signal: {}{core}", signal_name(signal))
-        }
-        None => "exit status unknown".to_owned(),
-    }
-}
-
-fn signal_name(signal: libc::c_int) -> String {
-    let name = match signal {
-        libc::SIGHUP => "hangup",
-        libc::SIGINT => "interrupt",
-        libc::SIGQUIT => "quit",
-        libc::SIGILL => "illegal instruction",
-        libc::SIGTRAP => "trace/breakpoint trap",
-        libc::SIGABRT => "aborted",
-        libc::SIGBUS => "bus error",
-        libc::SIGFPE => "floating point exception",
-        libc::SIGKILL => "killed",
-        libc::SIGUSR1 => "user defined signal 1",
-        libc::SIGSEGV => "segmentation fault",
-        libc::SIGUSR2 => "user defined signal 2",
-        libc::SIGPIPE => "broken pipe",
-        libc::SIGALRM => "alarm clock",
-        libc::SIGTERM => "terminated",
-        other => return format!("signal {other}"),
-    };
-    name.to_owned()
-}
+pub use crate::process_exit::describe_exit;
 
 #[cfg(test)]
 mod tests {
@@ -209,15 +173,5 @@ mod tests {
         assert_eq!(env.iter().filter(|(k, _)| k == "AWS_REGION").count(), 1);
         let env = runtime_environment(&options(vec![]), "127.0.0.1:9001", own);
         assert_eq!(get(&env, "AWS_REGION"), Some("us-east-1"));
-    }
-
-    #[test]
-    fn exits_are_worded_like_lambda() {
-        assert_eq!(describe_exit(ExitStatus::from_raw(3 << 8)), "exit status 3");
-        assert_eq!(describe_exit(ExitStatus::from_raw(libc::SIGKILL)), "signal: killed");
-        assert_eq!(
-            describe_exit(ExitStatus::from_raw(libc::SIGSEGV | 0x80)),
-            "signal: segmentation fault (core dumped)"
-        );
     }
 }

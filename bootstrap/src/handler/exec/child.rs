@@ -4,7 +4,6 @@
 //! The process group lets one signal reach everything the runtime started (a bash runtime's
 //! `curl`, a Python runtime's workers), both for SIGTERM at shutdown and for the SIGKILL that
 //! clears a crashed runtime's leftovers before it is started again.
-use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -193,69 +192,12 @@ fn close_inherited_fds_on_exec(keep: Option<libc::c_int>) {
     }
 }
 
-/// How the child ended, worded as Lambda words it (Go's `ProcessState.String()`): `exit status
-/// 1`, `signal: segmentation fault`, `signal: killed`.
-pub fn describe_exit(status: ExitStatus) -> String {
-    if let Some(code) = status.code() {
-        return format!("exit status {code}");
-    }
-    let Some(signal) = status.signal() else {
-        return format!("{status}");
-    };
-    let name = signal_name(signal).map_or_else(|| format!("signal {signal}"), str::to_owned);
-    let core = if status.core_dumped() { " (core dumped)" } else { "" };
-    format!("signal: {name}{core}")
-}
-
-/// Lambda's message for a runtime that exited: with a reason when it failed.
-pub fn exit_message(status: ExitStatus) -> String {
-    if status.success() {
-        "Runtime exited without providing a reason".to_owned()
-    } else {
-        format!("Runtime exited with error: {}", describe_exit(status))
-    }
-}
-
-/// Linux signal names as Go prints them.
-fn signal_name(signal: libc::c_int) -> Option<&'static str> {
-    Some(match signal {
-        libc::SIGHUP => "hangup",
-        libc::SIGINT => "interrupt",
-        libc::SIGQUIT => "quit",
-        libc::SIGILL => "illegal instruction",
-        libc::SIGTRAP => "trace/breakpoint trap",
-        libc::SIGABRT => "aborted",
-        libc::SIGBUS => "bus error",
-        libc::SIGFPE => "floating point exception",
-        libc::SIGKILL => "killed",
-        libc::SIGUSR1 => "user defined signal 1",
-        libc::SIGSEGV => "segmentation fault",
-        libc::SIGUSR2 => "user defined signal 2",
-        libc::SIGPIPE => "broken pipe",
-        libc::SIGALRM => "alarm clock",
-        libc::SIGTERM => "terminated",
-        libc::SIGSTKFLT => "stack fault",
-        libc::SIGCHLD => "child exited",
-        libc::SIGCONT => "continued",
-        libc::SIGSTOP => "stopped (signal)",
-        libc::SIGTSTP => "stopped",
-        libc::SIGTTIN => "stopped (tty input)",
-        libc::SIGTTOU => "stopped (tty output)",
-        libc::SIGURG => "urgent I/O condition",
-        libc::SIGXCPU => "CPU time limit exceeded",
-        libc::SIGXFSZ => "file size limit exceeded",
-        libc::SIGVTALRM => "virtual timer expired",
-        libc::SIGPROF => "profiling timer expired",
-        libc::SIGWINCH => "window changed",
-        libc::SIGIO => "I/O possible",
-        libc::SIGPWR => "power failure",
-        libc::SIGSYS => "bad system call",
-        _ => return None,
-    })
-}
+pub use crate::process_exit::{describe_exit, exit_message};
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::process::ExitStatusExt;
+
     use super::*;
 
     fn status_of(script: &str) -> ExitStatus {
