@@ -2,7 +2,7 @@
 //! PyPI): accepted, passing its checks, and read back unchanged from its session API.
 //!
 //! Needs the agent: `python3 -m venv .venv && .venv/bin/pip install ddapm-test-agent` at the
-//! workspace root (or `DDAPM_TEST_AGENT=/path/to/ddapm-test-agent`); run with `--ignored`.
+//! workspace root (or `DDAPM_TEST_AGENT=/path/to/ddapm-test-agent`); `scripts/setup-peers.sh` installs it.
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -115,7 +115,6 @@ fn dechunk(mut body: &[u8]) -> Vec<u8> {
 }
 
 #[test]
-#[ignore = "needs ddapm-test-agent (pip) in .venv; run with --ignored"]
 fn the_test_agent_accepts_our_traces() {
     let agent = start_agent();
     let event: Value = serde_json::from_str(
