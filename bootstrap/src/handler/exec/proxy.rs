@@ -168,18 +168,27 @@ impl Routes {
         response
     }
 
-    /// A buffered `/response`: handed to the lifecycle, which posts it upstream.
-    async fn take_response(&self, request: Request<Incoming>, answering: Answering) -> Response<Body> {
-        let body = match request.into_body().collect().await {
-            Ok(collected) => collected.to_bytes(),
+    /// Reads a body whole. One that cannot be read puts the invocation back in the queue and
+    /// answers the child 400, so the invocation still gets exactly one answer.
+    async fn read_body(&self, body: Incoming, answering: Answering, what: &str) -> Result<(Bytes, Answering), Response<Body>> {
+        match body.collect().await {
+            Ok(collected) => Ok((collected.to_bytes(), answering)),
             Err(e) => {
                 self.dispatcher.give_back(answering);
-                return json(
+                Err(json(
                     StatusCode::BAD_REQUEST,
                     "InvalidRequest",
-                    &format!("the response body could not be read: {e}"),
-                );
+                    &format!("the {what} body could not be read: {e}"),
+                ))
             }
+        }
+    }
+
+    /// A buffered `/response`: handed to the lifecycle, which posts it upstream.
+    async fn take_response(&self, request: Request<Incoming>, answering: Answering) -> Response<Body> {
+        let (body, answering) = match self.read_body(request.into_body(), answering, "response").await {
+            Ok(read) => read,
+            Err(refusal) => return refusal,
         };
         let finished = Timestamp::now();
         if body.len() > MAX_RESPONSE_BYTES {
@@ -200,16 +209,9 @@ impl Routes {
     /// upstream's answer, the lifecycle the parsed error.
     async fn relay_error(&self, request: Request<Incoming>, answering: Answering, path: &str) -> Response<Body> {
         let (parts, body) = request.into_parts();
-        let body = match body.collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(e) => {
-                self.dispatcher.give_back(answering);
-                return json(
-                    StatusCode::BAD_REQUEST,
-                    "InvalidRequest",
-                    &format!("the error body could not be read: {e}"),
-                );
-            }
+        let (body, answering) = match self.read_body(body, answering, "error").await {
+            Ok(read) => read,
+            Err(refusal) => return refusal,
         };
         let finished = Timestamp::now();
         let error = ErrorBody::from_handler_bytes(&body);
