@@ -20,6 +20,7 @@ pub const DEFAULT_CASES: &[&str] = &[
     "b",
     "c",
     "d",
+    "d-off",
     "e",
     "e-direct",
     "f",
@@ -214,6 +215,13 @@ pub fn comparisons() -> Vec<Comparison> {
             Some(1.10),
             "lambda_runtime echo behind our bootstrap (exec) vs run directly (issue 4)",
         ),
+        ratio(
+            "d-off",
+            "b",
+            Some(1.10),
+            "the exec proxy alone: lambda_runtime echo behind our bootstrap, telemetry off, vs directly (issue 4)",
+        ),
+        ratio("d", "d-off", None, "what telemetry adds in exec mode (lambda_runtime echo child)"),
         ratio("a-off", "b", None, "our dylib path without telemetry vs AWS's lambda_runtime"),
         ratio(
             "e",
@@ -330,6 +338,13 @@ pub fn catalogue(layout: &Layout) -> Vec<Case> {
             id: "d",
             title: "lambda_runtime echo behind bootstrap (exec)",
             env: env(TELEMETRY_ON, lambda_runtime_echo.display().to_string()),
+            prerequisites: vec![built("bootstrap", &bootstrap), built("lambda-runtime-echo", &lambda_runtime_echo)],
+            ..base.clone()
+        },
+        Case {
+            id: "d-off",
+            title: "lambda_runtime echo behind bootstrap, telemetry off",
+            env: env(TELEMETRY_OFF, lambda_runtime_echo.display().to_string()),
             prerequisites: vec![built("bootstrap", &bootstrap), built("lambda-runtime-echo", &lambda_runtime_echo)],
             ..base.clone()
         },

@@ -328,6 +328,9 @@ impl MetricsProcessor {
     }
 
     fn on_invocation(&self, report: &InvocationReport) -> (Vec<MetricPoint>, Vec<String>) {
+        if !self.config.enhanced_metrics {
+            return (Vec::new(), Vec::new());
+        }
         let arn = &report.invocation.context.invoked_function_arn;
         let tags = enhanced_tags(&self.statics, Some(arn.as_str()), report.cold_start);
         let facts = enhanced::outcome_facts(report);

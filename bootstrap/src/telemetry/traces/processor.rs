@@ -66,7 +66,8 @@ impl TraceSink {
 /// The tracing side of telemetry; register it as a lifecycle observer when `DD_TRACE_ENABLED`.
 pub struct TraceProcessor {
     config: TraceConfig,
-    function: Mutex<FunctionInfo>,
+    /// Shared, so each invocation takes it without copying its strings.
+    function: Mutex<Arc<FunctionInfo>>,
     sink: TraceSink,
     /// Requests whose trace already went out when their timeout approached; with
     /// `AWS_LAMBDA_MAX_CONCURRENCY` several can be in flight at once.
@@ -101,7 +102,7 @@ impl TraceProcessor {
 
     pub fn new(config: TraceConfig, function: FunctionInfo, sink: TraceSink) -> Self {
         Self {
-            function: Mutex::new(function),
+            function: Mutex::new(Arc::new(function)),
             sink,
             flushed_at_timeout: Mutex::new(HashSet::new()),
             in_flight: Mutex::new(HashMap::new()),
@@ -331,7 +332,7 @@ impl TraceProcessor {
         self.with_trace(request_id, |trace| trace.adopt(span, &service)).unwrap_or(false)
     }
 
-    fn function(&self) -> FunctionInfo {
+    fn function(&self) -> Arc<FunctionInfo> {
         self.function
             .lock()
             .map(|f| f.clone())
@@ -380,7 +381,7 @@ impl TraceProcessor {
         match event {
             LifecycleEvent::Init(init) => {
                 if let Ok(mut function) = self.function.lock() {
-                    *function = function.clone().with_init(init);
+                    *function = Arc::new(FunctionInfo::clone(&function).with_init(init));
                 }
                 if let Some(error) = &init.error {
                     // The seed traces a handler that fails to import; no invocation span follows.
