@@ -198,7 +198,7 @@ async fn the_child_sees_every_next_header_unchanged() {
     let sent = invocation("req-headers", r#"{"action":"headers"}"#);
     let outcome = tokio::time::timeout(PATIENCE, child.handler.invoke(sent.clone())).await.unwrap();
     let seen: serde_json::Value = serde_json::from_str(&response_text(&outcome)).unwrap();
-    for (name, value) in sent.headers.iter() {
+    for (name, value) in &sent.headers {
         assert_eq!(seen[name.as_str()], value.to_str().unwrap(), "header {name}: {seen}");
     }
 }

@@ -233,7 +233,7 @@ fn normalised_tags<S: AsRef<str>>(tags: &[S]) -> Vec<String> {
     tags.iter()
         .map(|tag| match tag.as_ref().split_once(':') {
             Some(("runtime", _)) => "runtime:<runtime>".into(),
-            Some(("datadog_lambda", _)) | Some(("datadog_lambda_bootstrap", _)) => "<library-version>".into(),
+            Some(("datadog_lambda" | "datadog_lambda_bootstrap", _)) => "<library-version>".into(),
             Some(("dd_lambda_layer", _)) => "<layer>".into(),
             _ => tag.as_ref().to_owned(),
         })

@@ -27,7 +27,7 @@ fn forwarder_accepts(line: &str) -> bool {
 fn normalise(tag: &str) -> String {
     match tag.split_once(':') {
         Some(("runtime", _)) => "runtime:<runtime>".into(),
-        Some(("datadog_lambda", _)) | Some(("datadog_lambda_bootstrap", _)) => "<library-version>".into(),
+        Some(("datadog_lambda" | "datadog_lambda_bootstrap", _)) => "<library-version>".into(),
         Some(("dd_lambda_layer", _)) => "<layer>".into(),
         _ => tag.to_owned(),
     }

@@ -89,7 +89,7 @@ fn start(handler: &str) -> CargoLambda {
     let errors = Collected::spawn_reader(server.stderr.take().unwrap());
     let server = Killed(server);
     let printed = output
-        .wait_for("starting Runtime server", Duration::from_secs(60))
+        .wait_for("starting Runtime server", Duration::from_mins(1))
         .unwrap_or_else(|text| panic!("cargo-lambda did not start:\n{text}\n{}", errors.text()));
 
     // It logs that line just before it binds: wait until it accepts connections.

@@ -32,9 +32,10 @@ fn free_port() -> u16 {
 }
 
 fn start_agent() -> Agent {
-    let binary = std::env::var_os("DDAPM_TEST_AGENT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/ddapm-test-agent"));
+    let binary = std::env::var_os("DDAPM_TEST_AGENT").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/ddapm-test-agent"),
+        PathBuf::from,
+    );
     assert!(
         binary.exists(),
         "{} not found: pip install ddapm-test-agent into .venv",

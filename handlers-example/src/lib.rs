@@ -264,7 +264,7 @@ static MEETING: Meeting = Meeting {
 pub fn rendezvous(event: RendezvousEvent, _: Context) -> Result<Rendezvous, Diagnostic> {
     let give_up = Instant::now() + Duration::from_millis(event.wait_ms);
     // A panic elsewhere while holding the lock leaves plain counters behind: keep going.
-    let mut state = MEETING.state.lock().unwrap_or_else(|p| p.into_inner());
+    let mut state = MEETING.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     state.present += 1;
     if state.present >= event.parties {
         let present = state.present;
@@ -281,7 +281,11 @@ pub fn rendezvous(event: RendezvousEvent, _: Context) -> Result<Rendezvous, Diag
             state.present -= 1;
             return Ok(Rendezvous { met: false, present });
         }
-        state = MEETING.arrived.wait_timeout(state, left).unwrap_or_else(|p| p.into_inner()).0;
+        state = MEETING
+            .arrived
+            .wait_timeout(state, left)
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0;
     }
     Ok(Rendezvous {
         met: true,

@@ -15,7 +15,7 @@ pub fn uuid_v4() -> String {
 
 /// A fresh, sampled X-Ray trace header: `Root=1-<8 hex epoch secs>-<24 hex>;Parent=<16 hex>;Sampled=1`.
 pub fn xray_trace_id(now: SystemTime) -> String {
-    let secs = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let mut root = [0u8; 12];
     let mut parent = [0u8; 8];
     rand::thread_rng().fill_bytes(&mut root);
@@ -25,7 +25,7 @@ pub fn xray_trace_id(now: SystemTime) -> String {
 
 /// `YYYY/MM/DD/[VERSION]<32 hex>`, the shape of Lambda's log stream names.
 pub fn log_stream_name(now: SystemTime, version: &str) -> String {
-    let days = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs() / 86_400).unwrap_or(0);
+    let days = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() / 86_400);
     let (y, m, d) = civil_date(days as i64);
     let mut suffix = [0u8; 16];
     rand::thread_rng().fill_bytes(&mut suffix);
@@ -34,7 +34,7 @@ pub fn log_stream_name(now: SystemTime, version: &str) -> String {
 
 /// Milliseconds since the Unix epoch.
 pub fn epoch_ms(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -85,7 +85,7 @@ mod tests {
     #[test]
     fn log_stream_is_dated() {
         // 2024-02-29 is day 19782.
-        let at = UNIX_EPOCH + Duration::from_secs(19_782 * 86_400 + 3600);
+        let at = UNIX_EPOCH + Duration::from_hours(474769);
         let name = log_stream_name(at, "$LATEST");
         assert!(name.starts_with("2024/02/29/[$LATEST]"), "{name}");
         assert_eq!(name.len(), "2024/02/29/[$LATEST]".len() + 32);

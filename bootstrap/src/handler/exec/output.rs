@@ -93,7 +93,7 @@ impl OutputConfig {
     }
 
     fn write(&self, stream: OutputStream, bytes: &[u8]) {
-        let mut destinations = self.destinations.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut destinations = self.destinations.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let target = match stream {
             OutputStream::Stdout => &mut destinations.stdout,
             OutputStream::Stderr => &mut destinations.stderr,

@@ -326,15 +326,11 @@ impl MetricsProcessor {
         let tags = enhanced_tags(&self.statics, Some(arn.as_str()), report.cold_start);
         let facts = enhanced::outcome_facts(report);
         let mut measured = enhanced::invocation_metrics(report, &facts);
-        let already_flushed = self
-            .state
-            .lock()
-            .map(|mut s| {
-                s.timeout_flushed
-                    .take()
-                    .is_some_and(|id| id == report.invocation.context.request_id)
-            })
-            .unwrap_or(false);
+        let already_flushed = self.state.lock().is_ok_and(|mut s| {
+            s.timeout_flushed
+                .take()
+                .is_some_and(|id| id == report.invocation.context.request_id)
+        });
         if already_flushed {
             measured.retain(|m| m.metric != enhanced::EnhancedMetric::Invocations);
         }

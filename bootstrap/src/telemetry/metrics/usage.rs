@@ -116,9 +116,12 @@ impl UsageMonitor {
                 value,
                 reason: Reason::Plain,
                 extra_tags: Vec::new(),
-            })
+            });
         };
-        use EnhancedMetric::*;
+        use EnhancedMetric::{
+            CpuMaxUtilization, CpuMinUtilization, CpuSystemTime, CpuTotalTime, CpuTotalUtilization, CpuTotalUtilizationPct, CpuUserTime,
+            FdMax, FdUse, NumCores, RxBytes, ThreadsMax, ThreadsUse, TmpFree, TmpMax, TmpUsed, TotalNetwork, TxBytes,
+        };
         if let (Some(before), Some(after)) = (&baseline.cpu, self.reader.cpu_stat()) {
             let ms_per_tick = 1000.0 / clock_ticks_per_second();
             let user = (after.user - before.user).max(0.0) * ms_per_tick;

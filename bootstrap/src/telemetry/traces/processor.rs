@@ -334,8 +334,7 @@ impl TraceProcessor {
     fn function(&self) -> FunctionInfo {
         self.function
             .lock()
-            .map(|f| f.clone())
-            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+            .map_or_else(|poisoned| poisoned.into_inner().clone(), |f| f.clone())
     }
 
     /// §6.3: the incoming Datadog context and the trigger tags, as X-Ray metadata subsegments.

@@ -29,9 +29,10 @@ pub async fn handle(traces: Arc<TraceProcessor>, request: Received) -> Reply {
 
 fn start_invocation(traces: &TraceProcessor, request: &Received) -> Reply {
     let mut response = reply(StatusCode::OK, "");
-    match traces.universal_start(&request.body) {
-        Some(context) => context_headers(&context, response.headers_mut()),
-        None => tracing::debug!("/lambda/start-invocation outside any invocation; answered without a context"),
+    if let Some(context) = traces.universal_start(&request.body) {
+        context_headers(&context, response.headers_mut())
+    } else {
+        tracing::debug!("/lambda/start-invocation outside any invocation; answered without a context")
     }
     response
 }
