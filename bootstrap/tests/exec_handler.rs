@@ -2,6 +2,8 @@
 //! standard library) from `tests/fixtures/exec/`. The test plays the lifecycle: it builds each
 //! invocation as the upstream `/next` would give it and reads the outcome. Upstream relays
 //! (`/error`) go to a closed port here; the end-to-end tests cover them against an emulator.
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -2,6 +2,8 @@
 //! a handler error) compared field by field with what Datadog's Python library printed for the
 //! same three (`reference-output/datadog_lambda_flush_to_log.txt`), and every line checked
 //! against the Forwarder's own acceptance rules.
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 #[path = "common/metrics.rs"]
 mod common;
 

@@ -2,6 +2,8 @@
 //! (`cargo lambda watch --only-lambda-apis`, from the `.venv` that scripts/setup-peers.sh makes).
 //! Unlike Lambda, its `AWS_LAMBDA_RUNTIME_API` is a URL with a path, its `/next` has no
 //! Content-Type and its deadline is a constant 600000 (1970), and it answers `/response` 200.
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 mod emulator_support;
 mod runtime_support;
 

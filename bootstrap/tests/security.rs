@@ -13,6 +13,8 @@
 //!   invocation gets exactly its own one answer (the emulator's counters).
 //!
 //! Every port is a free one chosen by the test, so tests run side by side.
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 #[path = "emulator_support/mod.rs"]
 mod emulator_support;
 

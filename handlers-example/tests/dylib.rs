@@ -1,5 +1,7 @@
 //! `libhandlers_example.so` loaded with libloading, as the bootstrap loads it: the exported
 //! names, the ABI version, a call, and the init's failure modes.
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 use std::path::PathBuf;
 use std::process::Command;
 

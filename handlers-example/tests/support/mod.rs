@@ -128,12 +128,11 @@ impl Emulator {
             stderr,
         };
         let text = emulator.stderr.wait_for("listening on ");
-        emulator.address = text
-            .split("listening on ")
+        text.split("listening on ")
             .nth(1)
             .and_then(|rest| rest.split_whitespace().next())
             .expect("an address follows `listening on`")
-            .to_owned();
+            .clone_into(&mut emulator.address);
         emulator
     }
 
