@@ -86,7 +86,7 @@ async fn serve(config: Config, process_started: Timestamp) -> ExitCode {
     };
     let client = RuntimeApiClient::new(endpoint);
     let telemetry = Telemetry::from_config(&config);
-    telemetry.start_dogstatsd().await;
+    telemetry.start_dogstatsd();
     let observers = telemetry.observers();
 
     // An exec child's endpoints (DogStatsD, its tracer's) listen before it starts; kept alive

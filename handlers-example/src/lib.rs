@@ -59,6 +59,10 @@ pub fn init() -> Result<(), ExampleError> {
 }
 
 /// `fail` returns an error, `panic` panics, anything else succeeds.
+///
+/// # Panics
+///
+/// With `panic`, on purpose.
 pub fn init_in_mode(mode: Option<&str>) -> Result<(), ExampleError> {
     match mode {
         Some("fail") => Err(ExampleError(format!("init failed because {INIT_MODE_VARIABLE}=fail"))),
@@ -95,6 +99,10 @@ pub fn error(event: Value, _: Context) -> Result<Value, ExampleError> {
 }
 
 /// Always panics.
+///
+/// # Panics
+///
+/// Always, on purpose.
 pub fn panic(_: Value, _: Context) -> Result<Value, Diagnostic> {
     panic!("the panic handler always panics")
 }
@@ -175,6 +183,10 @@ pub async fn async_echo(event: Value, _: Context) -> Result<Value, Diagnostic> {
 }
 
 /// Panics while being polled, after an await.
+///
+/// # Panics
+///
+/// Always, on purpose.
 pub async fn async_panic(_: Value, _: Context) -> Result<Value, Diagnostic> {
     tokio::task::yield_now().await;
     panic!("the async_panic handler always panics")

@@ -19,9 +19,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     };
     let raw = raw.to_string_lossy();
-    let (addr, prefix) = if let Some(found) = endpoint(&raw) {
-        found
-    } else {
+    let Some((addr, prefix)) = endpoint(&raw) else {
         eprintln!("bare-loop: AWS_LAMBDA_RUNTIME_API={raw:?} is not host:port or http://host:port[/prefix]");
         return ExitCode::FAILURE;
     };

@@ -1,4 +1,5 @@
 //! Identifiers Lambda makes up: request ids, X-Ray trace ids, log stream names.
+use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rand::RngCore;
@@ -38,7 +39,10 @@ pub fn epoch_ms(at: SystemTime) -> u64 {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
 }
 
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar

@@ -139,7 +139,7 @@ pub async fn init_error(sandbox: &Sandbox, request: Request<Incoming>) -> Respon
         Ok(body) => body,
         Err(_) => Bytes::new(),
     };
-    sandbox.init_error(function_error_body(body, error_type.as_deref().or(Some("Runtime.Unknown"))));
+    sandbox.init_error(&function_error_body(body, error_type.as_deref().or(Some("Runtime.Unknown"))));
     accepted()
 }
 

@@ -483,7 +483,7 @@ impl Sandbox {
 
     /// `/init/error`: every waiting invocation gets the error, and the runtime is let go
     /// (killed if it does not exit by itself); the next invoke starts a fresh one.
-    pub fn init_error(&self, body: Bytes) {
+    pub fn init_error(&self, body: &Bytes) {
         let (runtime, failed) = {
             let mut state = self.lock();
             (state.runtime.take(), state.drain_assigned())

@@ -237,7 +237,7 @@ unsafe fn span_from_raw(raw: &RawSpan) -> Option<Span> {
     let mut span = Span::new(name, TraceId::default(), span_id, raw.parent_id);
     span.resource = unsafe { lossy(raw.resource) };
     if span.resource.is_empty() {
-        span.resource = name.to_owned();
+        name.clone_into(&mut span.resource);
     }
     span.service = unsafe { lossy(raw.service) };
     span.span_type = unsafe { lossy(raw.span_type) };
@@ -398,7 +398,7 @@ mod tests {
                 invoked_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:my-fn".into(),
                 ..Default::default()
             },
-            headers: Default::default(),
+            headers: http::HeaderMap::default(),
             event: Bytes::from_static(b"{}"),
         })
     }

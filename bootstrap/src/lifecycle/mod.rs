@@ -127,7 +127,7 @@ impl Lifecycle {
                             tracing::error!(request_id, error = %post, "the Runtime API refused the invocation error");
                         }
                     } else {
-                        tracing::error!(error = %err, "cannot serve a /next answer")
+                        tracing::error!(error = %err, "cannot serve a /next answer");
                     }
                     continue;
                 }
@@ -207,17 +207,17 @@ impl Lifecycle {
                     ),
                 );
                 let result = self.client.error(request_id, invocation_id, &error).await;
-                return (HandlerOutcome::Error(error), result.err().map(|e| describe(request_id, e)));
+                return (HandlerOutcome::Error(error), result.err().map(|e| describe(request_id, &e)));
             }
             HandlerOutcome::Response(body) => self.client.respond(request_id, invocation_id, body.clone()).await,
             HandlerOutcome::Error(error) => self.client.error(request_id, invocation_id, error).await,
             HandlerOutcome::Answered { .. } => Ok(()),
         };
-        (outcome, result.err().map(|e| describe(request_id, e)))
+        (outcome, result.err().map(|e| describe(request_id, &e)))
     }
 }
 
-fn describe(request_id: &str, error: ClientError) -> String {
+fn describe(request_id: &str, error: &ClientError) -> String {
     let text = error.to_string();
     tracing::error!(request_id, error = %text, "the Runtime API did not accept the invocation's answer");
     text

@@ -77,6 +77,7 @@ impl OutputConfig {
     }
 
     /// Starts the child with `env` added to the bootstrap's environment.
+    #[must_use]
     pub fn with_child_env(mut self, env: Vec<(String, String)>) -> Self {
         self.child_env = Arc::new(env);
         self
@@ -87,6 +88,7 @@ impl OutputConfig {
     }
 
     /// Passes every line through `rewriter` before it is written.
+    #[must_use]
     pub fn with_rewriter(mut self, rewriter: Arc<dyn LineRewriter>) -> Self {
         self.rewriter = Some(rewriter);
         self
@@ -158,7 +160,7 @@ impl LineCopier {
             match pipe.read(&mut chunk) {
                 Ok(0) => break,
                 Ok(n) => self.push(&chunk[..n]),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => break,
             }
         }

@@ -323,6 +323,13 @@ struct ResponseProbe {
 
 impl ResponseProbe {
     fn read(body: &[u8]) -> Self {
+        #[derive(serde::Deserialize)]
+        struct Response {
+            #[serde(rename = "statusCode")]
+            status_code: Option<serde_json::Value>,
+            #[serde(rename = "batchItemFailures")]
+            batch_item_failures: Option<serde_json::Value>,
+        }
         let trimmed = body.trim_ascii();
         if trimmed.is_empty() || trimmed == b"null" {
             return Self {
@@ -332,13 +339,6 @@ impl ResponseProbe {
         }
         if !trimmed.starts_with(b"{") {
             return Self::default();
-        }
-        #[derive(serde::Deserialize)]
-        struct Response {
-            #[serde(rename = "statusCode")]
-            status_code: Option<serde_json::Value>,
-            #[serde(rename = "batchItemFailures")]
-            batch_item_failures: Option<serde_json::Value>,
         }
         let Ok(response) = serde_json::from_slice::<Response>(trimmed) else {
             return Self::default();
@@ -470,7 +470,7 @@ mod tests {
                     invoked_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:my-fn".into(),
                     ..Default::default()
                 },
-                headers: Default::default(),
+                headers: http::HeaderMap::default(),
                 event: Bytes::from(event.to_owned()),
             }),
             cold_start: false,
@@ -553,6 +553,7 @@ mod tests {
 
     #[test]
     fn oom_evidence_and_who_sees_it() {
+        use Transport::{DatadogApi, Extension, Forwarder};
         assert_eq!(oom_evidence("MemoryError"), Some(Reason::OomSeenByForwarder));
         assert_eq!(
             oom_evidence("Runtime exited with error: signal: killed"),
@@ -568,7 +569,6 @@ mod tests {
         assert_eq!(outcome_facts(&r).oom, Some(Reason::OomSeenByNoOne));
         let r = report("{}", HandlerOutcome::Error(ErrorBody::new("Runtime.OutOfMemory", "x")));
         assert_eq!(outcome_facts(&r).oom, Some(Reason::OomSeenByExtension));
-        use Transport::*;
         let oom = EnhancedMetric::OutOfMemory;
         assert!(oom.sent_by_bootstrap(Forwarder, Reason::OomSeenByNoOne) && oom.sent_by_bootstrap(Extension, Reason::OomSeenByNoOne));
         assert!(

@@ -216,12 +216,12 @@ impl MetricsProcessor {
     /// Starts the DogStatsD server for exec children on `addr` (127.0.0.1:8125 in production).
     /// Not started with the Extension, which owns that port; a bind failure is returned for the
     /// caller to log, and the function keeps serving.
-    pub async fn start_dogstatsd(&self, addr: SocketAddr) -> Result<Option<SocketAddr>, BindError> {
+    pub fn start_dogstatsd(&self, addr: SocketAddr) -> Result<Option<SocketAddr>, BindError> {
         if self.config.transport == Transport::Extension {
             return Ok(None);
         }
         let (tx, rx) = mpsc::channel(DOGSTATSD_QUEUE);
-        let server = DogStatsDServer::start(addr, tx).await?;
+        let server = DogStatsDServer::start(addr, tx)?;
         let local = server.local_addr;
         if let Ok(mut slot) = self.dogstatsd_drainer.lock() {
             *slot = Some(server.drainer());

@@ -106,6 +106,10 @@ impl UsageMonitor {
 
     /// Every `/proc` metric of the window since the last [`UsageMonitor::mark_baseline`].
     pub fn window_metrics(&self) -> Vec<Measured> {
+        use EnhancedMetric::{
+            CpuMaxUtilization, CpuMinUtilization, CpuSystemTime, CpuTotalTime, CpuTotalUtilization, CpuTotalUtilizationPct, CpuUserTime,
+            FdMax, FdUse, NumCores, RxBytes, ThreadsMax, ThreadsUse, TmpFree, TmpMax, TmpUsed, TotalNetwork, TxBytes,
+        };
         // One last sample, so a window shorter than the interval still has its peaks.
         self.sample();
         let baseline = self.baseline.lock().map(|b| b.clone()).unwrap_or_default();
@@ -118,10 +122,6 @@ impl UsageMonitor {
                 extra_tags: Vec::new(),
             });
         };
-        use EnhancedMetric::{
-            CpuMaxUtilization, CpuMinUtilization, CpuSystemTime, CpuTotalTime, CpuTotalUtilization, CpuTotalUtilizationPct, CpuUserTime,
-            FdMax, FdUse, NumCores, RxBytes, ThreadsMax, ThreadsUse, TmpFree, TmpMax, TmpUsed, TotalNetwork, TxBytes,
-        };
         if let (Some(before), Some(after)) = (&baseline.cpu, self.reader.cpu_stat()) {
             let ms_per_tick = 1000.0 / clock_ticks_per_second();
             let user = (after.user - before.user).max(0.0) * ms_per_tick;
@@ -133,10 +133,10 @@ impl UsageMonitor {
             push(NumCores, MetricValue::Integer(cores as i64));
             if let (Some(up_before), Some(up_after)) = (baseline.uptime, self.reader.uptime()) {
                 if let Some(u) = utilization(before, &after, up_after - up_before) {
-                    push(CpuTotalUtilizationPct, MetricValue::Float(u.total_pct));
-                    push(CpuTotalUtilization, MetricValue::Float(u.total_pct / 100.0 * cores as f64));
-                    push(CpuMaxUtilization, MetricValue::Float(u.max_pct));
-                    push(CpuMinUtilization, MetricValue::Float(u.min_pct));
+                    push(CpuTotalUtilizationPct, MetricValue::Float(u.total));
+                    push(CpuTotalUtilization, MetricValue::Float(u.total / 100.0 * cores as f64));
+                    push(CpuMaxUtilization, MetricValue::Float(u.max));
+                    push(CpuMinUtilization, MetricValue::Float(u.min));
                 }
             }
         }
@@ -161,10 +161,11 @@ impl UsageMonitor {
     }
 }
 
+/// CPU utilization in percent.
 struct Utilization {
-    total_pct: f64,
-    max_pct: f64,
-    min_pct: f64,
+    total: f64,
+    max: f64,
+    min: f64,
 }
 
 /// The Extension's formulas: total `(uptime × cores − Δidle) / (uptime × cores)`, per core
@@ -185,9 +186,9 @@ fn utilization(before: &CpuStat, after: &CpuStat, uptime_seconds: f64) -> Option
         .map(|(b, a)| ((uptime_seconds - (a - b).max(0.0) / ticks) / uptime_seconds * 100.0).clamp(0.0, 100.0))
         .collect();
     Some(Utilization {
-        total_pct,
-        max_pct: per_core.iter().copied().fold(0.0, f64::max),
-        min_pct: per_core.iter().copied().fold(100.0, f64::min),
+        total: total_pct,
+        max: per_core.iter().copied().fold(0.0, f64::max),
+        min: per_core.iter().copied().fold(100.0, f64::min),
     })
 }
 
@@ -210,9 +211,9 @@ mod tests {
             ..Default::default()
         };
         let u = utilization(&before, &after, 1.0).unwrap();
-        assert!((u.total_pct - 50.0).abs() < 1e-9);
-        assert!((u.max_pct - 75.0).abs() < 1e-9);
-        assert!((u.min_pct - 25.0).abs() < 1e-9);
+        assert!((u.total - 50.0).abs() < 1e-9);
+        assert!((u.max - 75.0).abs() < 1e-9);
+        assert!((u.min - 25.0).abs() < 1e-9);
         assert!(utilization(&before, &after, 0.0).is_none());
     }
 

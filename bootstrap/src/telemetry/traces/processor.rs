@@ -517,7 +517,7 @@ mod tests {
                 invoked_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:my-fn".into(),
                 ..Default::default()
             },
-            headers: Default::default(),
+            headers: http::HeaderMap::default(),
             event: Bytes::from_static(b"{}"),
         });
         let started = Timestamp::now();
@@ -576,7 +576,7 @@ mod tests {
                 request_id: "r1".into(),
                 ..Default::default()
             },
-            headers: Default::default(),
+            headers: http::HeaderMap::default(),
             event: Bytes::from_static(b"{}"),
         });
         processor.invocation_started(&invocation, Timestamp::now());
@@ -642,7 +642,7 @@ mod timeout_and_init_tests {
                 invoked_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:my-fn".into(),
                 ..Default::default()
             },
-            headers: Default::default(),
+            headers: http::HeaderMap::default(),
             event: Bytes::from_static(b"{}"),
         })
     }

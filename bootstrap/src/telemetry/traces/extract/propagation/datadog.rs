@@ -29,7 +29,7 @@ pub(super) fn extract(carrier: &Carrier) -> Option<TraceContext> {
     let mut error = error;
     if let Some(tid) = tags.get("_dd.p.tid").cloned() {
         if let Some(h) = parse_tid(&tid) {
-            high = h
+            high = h;
         } else {
             tags.remove("_dd.p.tid");
             error = Some(format!("malformed_tid {tid}"));
