@@ -50,16 +50,52 @@ fn main() -> ExitCode {
     } else {
         None
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-        Ok(runtime) => runtime,
+    let runtimes = match command {
+        None => Runtimes::build(config.max_concurrency),
+        // The local emulator serves the runtime it starts: the plain multi-thread runtime.
+        Some(_) => Runtimes::build(usize::MAX),
+    };
+    let runtimes = match runtimes {
+        Ok(runtimes) => runtimes,
         Err(err) => {
             eprintln!("bootstrap: cannot start the async runtime: {err}");
             return ExitCode::FAILURE;
         }
     };
+    let telemetry_thread = runtimes.telemetry.handle().clone();
     match command {
-        None => runtime.block_on(serve(config, process_started)),
-        Some(Command::Invoke(args)) => runtime.block_on(bootstrap::emulator::local_invoke::run_and_print(args)),
+        None => runtimes.main.block_on(serve(config, process_started, telemetry_thread)),
+        Some(Command::Invoke(args)) => runtimes.main.block_on(bootstrap::emulator::local_invoke::run_and_print(args)),
+    }
+}
+
+/// The two tokio runtimes of the process.
+///
+/// With one invocation at a time (Lambda's default), the invocation loop runs on a
+/// current-thread runtime of the main thread: the Runtime API connection, the handler call and the
+/// telemetry that is computed after each answer all stay on one thread, with no hand-off
+/// between threads on the invocation path. What must go on while a dylib handler blocks that
+/// thread (the deadline watch, the `/proc` sampler, DogStatsD and the trace listeners, network
+/// sends to Datadog) runs on a one-worker runtime of its own: the telemetry thread. With
+/// `AWS_LAMBDA_MAX_CONCURRENCY` above 1, the loop runs on a multi-thread runtime instead.
+struct Runtimes {
+    main: tokio::runtime::Runtime,
+    telemetry: tokio::runtime::Runtime,
+}
+
+impl Runtimes {
+    fn build(concurrency: usize) -> std::io::Result<Self> {
+        let main = if concurrency <= 1 {
+            tokio::runtime::Builder::new_current_thread().enable_all().build()?
+        } else {
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?
+        };
+        let telemetry = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("bootstrap-telemetry")
+            .enable_all()
+            .build()?;
+        Ok(Self { main, telemetry })
     }
 }
 
@@ -76,7 +112,7 @@ fn disable_transparent_huge_pages() -> std::io::Result<()> {
     }
 }
 
-async fn serve(config: Config, process_started: Timestamp) -> ExitCode {
+async fn serve(config: Config, process_started: Timestamp, telemetry_thread: tokio::runtime::Handle) -> ExitCode {
     let endpoint = match Endpoint::parse(config.runtime_api.as_deref().unwrap_or_default()) {
         Ok(endpoint) => endpoint,
         Err(err) => {
@@ -85,16 +121,34 @@ async fn serve(config: Config, process_started: Timestamp) -> ExitCode {
         }
     };
     let client = RuntimeApiClient::new(endpoint);
-    let telemetry = Telemetry::from_config(&config);
-    telemetry.start_dogstatsd();
+    // Built on the telemetry thread, so the tasks and sockets telemetry starts live there.
+    let telemetry = {
+        let _on_telemetry_thread = telemetry_thread.enter();
+        Telemetry::from_config(&config)
+    };
     let observers = telemetry.observers();
 
-    // An exec child's endpoints (DogStatsD, its tracer's) listen before it starts; kept alive
-    // as long as the process serves.
-    let exec_telemetry = if handler::is_exec(&config) {
-        Some(telemetry.start_exec(&config.env, ExecAddresses::from_env(&config.env)).await)
-    } else {
-        None
+    // DogStatsD and an exec child's tracer endpoints listen before the handler starts; kept
+    // alive as long as the process serves.
+    let listeners = telemetry_thread.spawn({
+        let telemetry = telemetry.clone();
+        let env = config.env.clone();
+        let is_exec = handler::is_exec(&config);
+        async move {
+            telemetry.start_dogstatsd();
+            if is_exec {
+                Some(telemetry.start_exec(&env, ExecAddresses::from_env(&env)).await)
+            } else {
+                None
+            }
+        }
+    });
+    let exec_telemetry = match listeners.await {
+        Ok(exec_telemetry) => exec_telemetry,
+        Err(err) => {
+            tracing::error!("the telemetry thread failed while starting its listeners: {err}");
+            None
+        }
     };
     let exec_output = exec_telemetry.as_ref().map(|exec| exec.output.clone()).unwrap_or_default();
 
@@ -121,6 +175,7 @@ async fn serve(config: Config, process_started: Timestamp) -> ExitCode {
         concurrency: config.max_concurrency,
         timeout_margin: timeout_margin(&config.env),
         max_invocations: None,
+        watch_runtime: Some(telemetry_thread.clone()),
     };
     let lifecycle = Lifecycle::new(client, ready.handler, observers.clone(), options);
     tokio::select! {

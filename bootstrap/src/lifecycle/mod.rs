@@ -25,6 +25,9 @@ use crate::runtime_api::{header_names, ClientError, ErrorBody, RuntimeApiClient,
 pub const DEFAULT_TIMEOUT_MARGIN: Duration = Duration::from_millis(100);
 
 const NEXT_ERROR_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Attempts at posting one answer when its connection drops, and the pause before the n-th retry (n times this).
+const ANSWER_ATTEMPTS: u32 = 3;
+const ANSWER_RETRY_PAUSE: Duration = Duration::from_millis(10);
 
 /// How the loop runs.
 #[derive(Clone, Debug)]
@@ -35,6 +38,9 @@ pub struct LifecycleOptions {
     pub timeout_margin: Duration,
     /// Stop after this many invocations (all workers together); `None` serves forever.
     pub max_invocations: Option<u64>,
+    /// Where the deadline watch runs: a runtime whose thread no dylib handler blocks (the
+    /// telemetry thread's when the loop runs on a current-thread runtime); `None`: the loop's own.
+    pub watch_runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Default for LifecycleOptions {
@@ -43,6 +49,7 @@ impl Default for LifecycleOptions {
             concurrency: 1,
             timeout_margin: DEFAULT_TIMEOUT_MARGIN,
             max_invocations: None,
+            watch_runtime: None,
         }
     }
 }
@@ -88,7 +95,11 @@ impl Lifecycle {
     }
 
     async fn worker(self: Arc<Self>) {
-        let watch = DeadlineWatch::spawn(self.options.timeout_margin, self.observers.clone());
+        let watch = DeadlineWatch::spawn(
+            self.options.timeout_margin,
+            self.observers.clone(),
+            self.options.watch_runtime.as_ref(),
+        );
         let mut backoff = Duration::from_millis(10);
         loop {
             if let Some(max) = self.options.max_invocations {
@@ -206,18 +217,42 @@ impl Lifecycle {
                         body.len()
                     ),
                 );
-                let result = self.client.error(request_id, invocation_id, &error).await;
-                return (HandlerOutcome::Error(error), result.err().map(|e| describe(request_id, &e)));
+                let result = post_answer(request_id, || self.client.error(request_id, invocation_id, &error)).await;
+                return (HandlerOutcome::Error(error), result.err().map(|e| describe(request_id, e)));
             }
-            HandlerOutcome::Response(body) => self.client.respond(request_id, invocation_id, body.clone()).await,
-            HandlerOutcome::Error(error) => self.client.error(request_id, invocation_id, error).await,
+            HandlerOutcome::Response(body) => {
+                post_answer(request_id, || self.client.respond(request_id, invocation_id, body.clone())).await
+            }
+            HandlerOutcome::Error(error) => post_answer(request_id, || self.client.error(request_id, invocation_id, error)).await,
             HandlerOutcome::Answered { .. } => Ok(()),
         };
-        (outcome, result.err().map(|e| describe(request_id, &e)))
+        (outcome, result.err().map(|e| describe(request_id, e)))
     }
 }
 
-fn describe(request_id: &str, error: &ClientError) -> String {
+/// Posts an answer, again on a new connection when the one it went out on dropped before
+/// Lambda's answer came (a reset, a keep-alive connection closed under it): the invocation
+/// would otherwise wait for its timeout. Lambda accepts one answer per request id, so a retry
+/// can only be accepted when the first attempt was lost.
+async fn post_answer<F, Fut>(request_id: &str, mut post: F) -> Result<(), ClientError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), ClientError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match post().await {
+            Err(err) if err.is_connection_failure() && attempt < ANSWER_ATTEMPTS => {
+                tracing::warn!(request_id, attempt, error = %err, "the connection dropped while the answer was posted; posting it again");
+                tokio::time::sleep(ANSWER_RETRY_PAUSE * attempt).await;
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+fn describe(request_id: &str, error: ClientError) -> String {
     let text = error.to_string();
     tracing::error!(request_id, error = %text, "the Runtime API did not accept the invocation's answer");
     text

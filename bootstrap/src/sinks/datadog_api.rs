@@ -10,6 +10,7 @@ use flate2::write::ZlibEncoder;
 use flate2::Compression;
 use serde::Serialize;
 
+use super::io_runtime::IoRuntime;
 use crate::api_key::ApiKey;
 use crate::telemetry::metrics::aggregation::{Series, BUCKET_SECONDS};
 
@@ -119,6 +120,7 @@ pub struct DatadogApiSink {
     client: reqwest::Client,
     url: String,
     settings: ApiSinkSettings,
+    io: IoRuntime,
 }
 
 impl DatadogApiSink {
@@ -130,7 +132,12 @@ impl DatadogApiSink {
             .build()
             .map_err(|e| ApiSendError::Client(e.to_string()))?;
         let url = format!("{}{DISTRIBUTION_POINTS_PATH}", settings.base_url.trim_end_matches('/'));
-        Ok(Self { client, url, settings })
+        Ok(Self {
+            client,
+            url,
+            settings,
+            io: IoRuntime::current(),
+        })
     }
 
     pub fn url(&self) -> &str {
@@ -143,6 +150,19 @@ impl DatadogApiSink {
             return Ok(());
         }
         let body = bytes::Bytes::from(deflate(&encode_payload(series, constant_tags)));
+        let this = self.clone();
+        let api_key = api_key.clone();
+        match self.io.run(async move { this.post_with_retries(body, &api_key).await }).await {
+            Ok(result) => result,
+            Err(stopped) => Err(ApiSendError::Unreachable {
+                url: self.url.clone(),
+                attempts: 0,
+                reason: stopped.to_string(),
+            }),
+        }
+    }
+
+    async fn post_with_retries(&self, body: bytes::Bytes, api_key: &ApiKey) -> Result<(), ApiSendError> {
         let mut backoff = self.settings.backoff;
         let attempts = self.settings.max_attempts.max(1);
         let mut last = None;

@@ -46,13 +46,38 @@ pub fn write_lines(out: &mut impl Write, points: &[MetricPoint]) -> std::io::Res
     if points.is_empty() {
         return Ok(());
     }
-    let mut buffer = String::with_capacity(points.len() * 200);
+    let mut buffer = String::with_capacity(points.len() * 400);
+    // An invocation's enhanced metrics share one tag set: serialise it once for the run of
+    // points that carry it (the same bytes `format_line` prints).
+    let mut tags_of: Option<&[String]> = None;
+    let mut tags_json = String::new();
     for point in points {
-        buffer.push_str(&format_line(point));
+        if tags_of != Some(point.tags.as_slice()) {
+            tags_json = serde_json::to_string(&point.tags).unwrap_or_else(|_| "[]".to_owned());
+            tags_of = Some(point.tags.as_slice());
+        }
+        push_line(&mut buffer, point, &tags_json);
         buffer.push('\n');
     }
     out.write_all(buffer.as_bytes())?;
     out.flush()
+}
+
+/// `{"m":<name>,"v":<value>,"e":<seconds>,"t":<tags>}`, the keys in the order `format_line` prints.
+fn push_line(buffer: &mut String, point: &MetricPoint, tags_json: &str) {
+    let value = match point.value {
+        MetricValue::Integer(i) => JsonNumber::Integer(i),
+        MetricValue::Float(f) => JsonNumber::Float(f),
+    };
+    buffer.push_str("{\"m\":");
+    buffer.push_str(&serde_json::to_string(&point.name).unwrap_or_default());
+    buffer.push_str(",\"v\":");
+    buffer.push_str(&serde_json::to_string(&value).unwrap_or_default());
+    buffer.push_str(",\"e\":");
+    buffer.push_str(itoa::Buffer::new().format(point.timestamp));
+    buffer.push_str(",\"t\":");
+    buffer.push_str(tags_json);
+    buffer.push('}');
 }
 
 /// Writes to the process's stdout, where Lambda collects it into the function's log group.
@@ -73,6 +98,21 @@ mod tests {
         );
         let p = MetricPoint::new("d", 0.25, 1, vec![]);
         assert_eq!(format_line(&p), r#"{"m":"d","v":0.25,"e":1,"t":[]}"#);
+    }
+
+    #[test]
+    fn lines_written_together_are_the_lines_formatted_alone() {
+        let shared = vec!["region:us-east-1".to_owned(), "cold_start:false".into(), "q:\"quoted\" \\ é".into()];
+        let points = vec![
+            MetricPoint::new("a.b", 1, 10, shared.clone()),
+            MetricPoint::new("a.c", 0.1 + 0.2, 10, shared.clone()),
+            MetricPoint::new("odd \"name\"", -3, 11, vec![]),
+            MetricPoint::new("a.d", 1e-7, 12, shared),
+        ];
+        let mut out = Vec::new();
+        write_lines(&mut out, &points).unwrap();
+        let expected: String = points.iter().map(|p| format_line(p) + "\n").collect();
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
     }
 
     #[test]

@@ -2,5 +2,6 @@
 pub mod datadog_api;
 pub mod dogstatsd;
 pub mod forwarder_lines;
+pub mod io_runtime;
 pub mod trace_agent;
 pub mod xray;

@@ -2,6 +2,8 @@
 //! span maps (the format the Datadog Agent and the Lambda Extension accept on port 8126).
 use rmp::encode;
 
+use super::io_runtime::IoRuntime;
+
 use crate::telemetry::traces::{Span, SpanLink};
 
 /// Content type of the payload.
@@ -23,6 +25,8 @@ pub enum TraceAgentError {
     },
     #[error("the trace agent at {url} answered {status}")]
     Rejected { url: String, status: reqwest::StatusCode },
+    #[error("sending to the trace agent at {url} did not finish: {reason}")]
+    Stopped { url: String, reason: String },
 }
 
 /// A client of a Datadog trace agent (the Datadog Extension's, or the one `DD_TRACE_AGENT_URL`
@@ -31,6 +35,7 @@ pub enum TraceAgentError {
 pub struct TraceAgentClient {
     http: reqwest::Client,
     traces_url: String,
+    io: IoRuntime,
 }
 
 impl TraceAgentClient {
@@ -40,6 +45,7 @@ impl TraceAgentClient {
         Self {
             http,
             traces_url: format!("{}/v0.4/traces", base.trim_end_matches('/')),
+            io: IoRuntime::current(),
         }
     }
 
@@ -49,14 +55,27 @@ impl TraceAgentClient {
 
     /// Sends traces as one msgpack payload.
     pub async fn send(&self, traces: &[Vec<Span>]) -> Result<(), TraceAgentError> {
+        let body = encode_v04(traces);
+        let count = traces.len();
+        let this = self.clone();
+        match self.io.run(async move { this.put(body, count).await }).await {
+            Ok(result) => result,
+            Err(stopped) => Err(TraceAgentError::Stopped {
+                url: self.traces_url.clone(),
+                reason: stopped.to_string(),
+            }),
+        }
+    }
+
+    async fn put(&self, body: Vec<u8>, count: usize) -> Result<(), TraceAgentError> {
         let response = self
             .http
             .put(&self.traces_url)
             .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
-            .header(TRACE_COUNT_HEADER, traces.len().to_string())
+            .header(TRACE_COUNT_HEADER, count.to_string())
             .header("Datadog-Meta-Lang", "rust")
             .header("Datadog-Meta-Tracer-Version", env!("CARGO_PKG_VERSION"))
-            .body(encode_v04(traces))
+            .body(body)
             .send()
             .await
             .map_err(|source| TraceAgentError::Transport {

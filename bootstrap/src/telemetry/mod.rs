@@ -21,6 +21,7 @@ use self::metrics::{MetricsConfig, MetricsOutputs, MetricsProcessor};
 use self::traces::{FunctionInfo, TraceConfig, TraceProcessor, TraceSink};
 
 /// The telemetry processors of one sandbox.
+#[derive(Clone)]
 pub struct Telemetry {
     pub metrics: Arc<MetricsProcessor>,
     pub traces: Option<Arc<TraceProcessor>>,

@@ -6,10 +6,10 @@
 //! only kind the seed's transports carry (a count's value is divided by its sample rate).
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::custom::{lambda_metric, parse_numeric};
 use super::point::{MetricPoint, MetricValue};
@@ -220,19 +220,51 @@ pub struct DogStatsDServer {
     task: tokio::task::JoinHandle<()>,
 }
 
-/// Asks the server to read every datagram already waiting in its socket before a flush.
+/// What the server task and a flush's drain share: the socket, the buffer and where points go.
+/// The lock is held across reading a datagram and queueing its points, so once a drain has
+/// seen the socket empty, every datagram sent before it is in the points channel.
+struct Receiver {
+    socket: std::net::UdpSocket,
+    buffer: Vec<u8>,
+    points: mpsc::Sender<MetricPoint>,
+    stats: Arc<DogStatsDStats>,
+}
+
+impl Receiver {
+    fn accept(&mut self, len: usize) {
+        for point in parse_datagram(&self.buffer[..len], super::point::now_epoch_seconds(), &self.stats) {
+            if self.points.try_send(point).is_err() {
+                self.stats.buffer_full.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Reads what waits in the socket, at most `limit` datagrams; whether it saw it empty.
+    fn read_waiting(&mut self, limit: usize) -> bool {
+        for _ in 0..limit {
+            match self.socket.recv_from(&mut self.buffer) {
+                Ok((len, _)) => self.accept(len),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return true,
+            }
+        }
+        false
+    }
+}
+
+/// Reads every datagram already waiting in the server's socket, on the caller's thread, before
+/// a flush.
 #[derive(Clone)]
-pub struct Drainer(mpsc::Sender<oneshot::Sender<()>>);
+pub struct Drainer(Arc<Mutex<Receiver>>);
 
 impl Drainer {
     /// Returns once every datagram sent before this call is parsed into the points channel. A
     /// child that sent its metrics and then answered its invocation has them in this invocation's
     /// flush (on loopback a sent datagram is already in our socket's queue), not the next one.
-    /// Bounded by `limit`, so a stopped server never delays a flush more than that.
-    pub async fn drain(&self, limit: std::time::Duration) {
-        let (done, drained) = oneshot::channel();
-        if self.0.try_send(done).is_ok() {
-            let _ = tokio::time::timeout(limit, drained).await;
+    /// Bounded, so a child that never stops sending cannot stall a flush.
+    pub fn drain(&self) {
+        if let Ok(mut receiver) = self.0.lock() {
+            receiver.read_waiting(MAX_DATAGRAMS_PER_DRAIN);
         }
     }
 }
@@ -245,46 +277,46 @@ impl DogStatsDServer {
         let bind_error = |source| BindError { addr, source };
         let std_socket = std::net::UdpSocket::bind(addr).map_err(bind_error)?;
         std_socket.set_nonblocking(true).map_err(bind_error)?;
-        // The drain reads through its own handle with plain non-blocking calls: tokio's `try_*`
-        // trust readiness its driver may not have seen yet, and would miss queued datagrams.
-        let drain_socket = std_socket.try_clone().map_err(bind_error)?;
+        // Reads go through a plain non-blocking handle: tokio's `try_*` trust readiness its
+        // driver may not have seen yet, and a drain would miss queued datagrams. The tokio socket
+        // only says when to look.
+        let read_socket = std_socket.try_clone().map_err(bind_error)?;
         let socket = UdpSocket::from_std(std_socket).map_err(bind_error)?;
         let local_addr = socket.local_addr().map_err(bind_error)?;
         let stats = Arc::new(DogStatsDStats::default());
-        let task_stats = Arc::clone(&stats);
-        let (drain, mut drain_requests) = mpsc::channel::<oneshot::Sender<()>>(16);
-        let task = tokio::spawn(async move {
+        let receiver = Arc::new(Mutex::new(Receiver {
+            socket: read_socket,
             // One byte more than the limit, to tell an oversized datagram from a full one.
-            let mut buffer = vec![0u8; MAX_DATAGRAM_BYTES + 1];
-            let accept = |datagram: &[u8]| {
-                for point in parse_datagram(datagram, super::point::now_epoch_seconds(), &task_stats) {
-                    if points.try_send(point).is_err() {
-                        task_stats.buffer_full.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            };
+            buffer: vec![0u8; MAX_DATAGRAM_BYTES + 1],
+            points,
+            stats: Arc::clone(&stats),
+        }));
+        let task_receiver = Arc::clone(&receiver);
+        let task = tokio::spawn(async move {
             loop {
-                tokio::select! {
-                    received = socket.recv_from(&mut buffer) => {
-                        if let Ok((len, _)) = received {
-                            accept(&buffer[..len]);
-                        }
+                if socket.readable().await.is_err() {
+                    return;
+                }
+                // Read inside `try_io`: it clears the readiness it saw before the reads only when
+                // they end empty, so a datagram arriving meanwhile wakes `readable` again.
+                let read = socket.try_io(tokio::io::Interest::READABLE, || {
+                    let emptied = task_receiver.lock().map_or(true, |mut r| r.read_waiting(MAX_DATAGRAMS_PER_DRAIN));
+                    if emptied {
+                        Err(std::io::ErrorKind::WouldBlock.into())
+                    } else {
+                        Ok(())
                     }
-                    Some(done) = drain_requests.recv() => {
-                        // Bounded, so a child that never stops sending cannot stall the server.
-                        for _ in 0..MAX_DATAGRAMS_PER_DRAIN {
-                            let Ok((len, _)) = drain_socket.recv_from(&mut buffer) else { break };
-                            accept(&buffer[..len]);
-                        }
-                        let _ = done.send(());
-                    }
+                });
+                if read.is_ok() {
+                    // A flood: let the other tasks of this thread run between batches.
+                    tokio::task::yield_now().await;
                 }
             }
         });
         Ok(Self {
             local_addr,
             stats,
-            drain: Drainer(drain),
+            drain: Drainer(receiver),
             task,
         })
     }
@@ -366,7 +398,7 @@ mod tests {
         client.send_to(b"sent.before.flush:1|d", server.local_addr).unwrap();
         client.send_to(b"and.another:2|c", server.local_addr).unwrap();
         assert!(rx.try_recv().is_err(), "nothing read yet");
-        server.drainer().drain(std::time::Duration::from_secs(5)).await;
+        server.drainer().drain();
         assert_eq!(rx.try_recv().unwrap().name, "sent.before.flush");
         assert_eq!(rx.try_recv().unwrap().name, "and.another");
     }

@@ -28,8 +28,6 @@ use crate::sinks::forwarder_lines;
 const MAX_PENDING_CUSTOM: usize = 100_000;
 /// Points the DogStatsD server may queue between two flushes.
 const DOGSTATSD_QUEUE: usize = 65_536;
-/// How long a flush waits for the DogStatsD server to read what is already in its socket.
-const DOGSTATSD_DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Where the processor writes; production uses [`MetricsOutputs::default`].
 pub struct MetricsOutputs {
@@ -252,10 +250,10 @@ impl MetricsProcessor {
 
     /// The custom points of this flush: `lambda_metric` calls and every DogStatsD datagram
     /// received so far (the server first reads what waits in its socket).
-    async fn collect_custom(&self) -> Vec<MetricPoint> {
+    fn collect_custom(&self) -> Vec<MetricPoint> {
         let drainer = self.dogstatsd_drainer.lock().ok().and_then(|d| d.clone());
         if let Some(drainer) = drainer {
-            drainer.drain(DOGSTATSD_DRAIN_LIMIT).await;
+            drainer.drain();
         }
         self.take_custom()
     }
@@ -292,13 +290,21 @@ impl MetricsProcessor {
         if !self.config.enhanced_metrics {
             return Vec::new();
         }
+        let mut with_layer = Vec::with_capacity(tags.len() + 1);
+        with_layer.extend_from_slice(tags);
+        with_layer.push(layer_tag());
         measured
             .into_iter()
             .filter(|m| m.metric.sent_by_bootstrap(self.config.transport, m.reason))
             .map(|m| {
-                let mut all = tags.to_vec();
-                all.extend(m.extra_tags);
-                all.push(layer_tag());
+                let all = if m.extra_tags.is_empty() {
+                    with_layer.clone()
+                } else {
+                    let mut all = tags.to_vec();
+                    all.extend(m.extra_tags);
+                    all.push(layer_tag());
+                    all
+                };
                 MetricPoint::new(m.metric.name(), m.value, timestamp, all)
             })
             .collect()
@@ -453,18 +459,15 @@ impl MetricsProcessor {
         match event {
             LifecycleEvent::Init(init) => {
                 let points = self.on_init(init);
-                let custom = self.collect_custom().await;
+                let custom = self.collect_custom();
                 self.flush(points, custom).await;
             }
             LifecycleEvent::Invocation(report) => {
                 let mut points = self.state.lock().map(|mut s| self.pending_post_runtime(&mut s)).unwrap_or_default();
                 let (invocation_points, tags) = self.on_invocation(report);
                 points.extend(invocation_points);
-                let custom = self.collect_custom().await;
+                let custom = self.collect_custom();
                 self.flush(points, custom).await;
-                if let Some(usage) = &self.usage {
-                    usage.mark_baseline();
-                }
                 if let Ok(mut state) = self.state.lock() {
                     state.pending = Some(PendingInvocation {
                         tags,
@@ -494,12 +497,12 @@ impl MetricsProcessor {
                 if let Ok(mut state) = self.state.lock() {
                     state.timeout_flushed = Some(invocation.context.request_id.clone());
                 }
-                let custom = self.collect_custom().await;
+                let custom = self.collect_custom();
                 self.flush(points, custom).await;
             }
             LifecycleEvent::Shutdown { .. } => {
                 let points = self.state.lock().map(|mut s| self.pending_post_runtime(&mut s)).unwrap_or_default();
-                let custom = self.collect_custom().await;
+                let custom = self.collect_custom();
                 self.flush(points, custom).await;
             }
         }

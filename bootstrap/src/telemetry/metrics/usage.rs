@@ -1,17 +1,24 @@
-//! The `/proc`-based enhanced metrics of one invocation: CPU and network as deltas from a
-//! baseline taken just before the sandbox asks `/next`, and fd/thread/`/tmp`/memory peaks
-//! sampled by a background task every 10 ms (the Extension's interval), so measuring costs the
-//! invocation nothing but a few atomic loads.
+//! The `/proc`-based enhanced metrics of one invocation: CPU and network as deltas between
+//! the ends of two windows, and fd/thread/`/tmp`/memory peaks sampled by a background task
+//! every 10 ms (the Extension's interval). A window's peaks start at the levels last sampled,
+//! which held when it began, so a window shorter than the interval still has them without a
+//! sample of its own. Closing a window reads two kept-open files (`/proc/stat`,
+//! `/proc/net/dev`): the rest of the work happens on the telemetry thread.
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::enhanced::{EnhancedMetric, Measured, Reason};
 use super::point::MetricValue;
-use super::proc::{clock_ticks_per_second, CpuStat, NetworkBytes, ProcReader};
+use super::proc::{
+    clock_ticks_per_second, parse_cpu_stat, parse_net_dev, parse_uptime, CpuStat, KeptFile, NetworkBytes, ProcReader, ProcessFiles,
+};
 
 /// How often the sampler looks at fds, threads, `/tmp` and memory.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(10);
+/// How old the known process tree may be before a sample walks it again: children (an exec
+/// handler, what a handler spawns) come and go far less often than samples are taken.
+const TREE_MAX_AGE: Duration = Duration::from_millis(50);
 
 #[derive(Default)]
 struct Peaks {
@@ -22,11 +29,40 @@ struct Peaks {
     memory: AtomicU64,
 }
 
+/// What the last sample saw.
+#[derive(Default)]
+struct Levels {
+    fds: AtomicU64,
+    threads: AtomicU64,
+    tmp_used: AtomicU64,
+    tmp_max: AtomicU64,
+}
+
+impl Peaks {
+    /// Starts the window peaks at the levels last seen (memory is a sandbox-lifetime peak and stays).
+    fn restart_window(&self, levels: &Levels) {
+        self.fds.store(levels.fds.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.threads.store(levels.threads.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.tmp_used.store(levels.tmp_used.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+}
+
+/// The counters a window is measured between.
 #[derive(Clone, Default)]
-struct Baseline {
+struct Counters {
     cpu: Option<CpuStat>,
     uptime: Option<f64>,
     network: Option<NetworkBytes>,
+}
+
+/// The kept-open files, and the process tree as last walked.
+struct Files {
+    stat: KeptFile,
+    uptime: KeptFile,
+    net_dev: KeptFile,
+    processes: Vec<(u32, ProcessFiles)>,
+    tree_walked: Option<Instant>,
+    text: String,
 }
 
 /// Watches the process tree rooted at one pid.
@@ -34,20 +70,33 @@ pub struct UsageMonitor {
     reader: ProcReader,
     pid: u32,
     peaks: Peaks,
-    baseline: Mutex<Baseline>,
+    levels: Levels,
+    files: Mutex<Files>,
+    baseline: Mutex<Counters>,
     limits: (u64, u64),
 }
 
 impl UsageMonitor {
     pub fn new(reader: ProcReader, pid: u32) -> Arc<Self> {
         let limits = reader.limits(pid);
+        let files = Files {
+            stat: reader.kept("stat"),
+            uptime: reader.kept("uptime"),
+            net_dev: reader.kept("net/dev"),
+            processes: Vec::new(),
+            tree_walked: None,
+            text: String::with_capacity(4096),
+        };
         let monitor = Arc::new(Self {
             reader,
             pid,
             peaks: Peaks::default(),
-            baseline: Mutex::new(Baseline::default()),
+            levels: Levels::default(),
+            files: Mutex::new(files),
+            baseline: Mutex::new(Counters::default()),
             limits,
         });
+        monitor.sample();
         monitor.mark_baseline();
         monitor
     }
@@ -72,47 +121,98 @@ impl UsageMonitor {
 
     /// Takes one sample of the peaks.
     pub fn sample(&self) {
-        let tree = self.reader.process_tree(self.pid);
-        let (fds, threads) = self.reader.fds_and_threads(&tree);
-        self.peaks.fds.fetch_max(fds, Ordering::Relaxed);
-        self.peaks.threads.fetch_max(threads, Ordering::Relaxed);
-        let (rss, hwm) = self.reader.memory(&tree);
-        self.peaks.memory.fetch_max(rss.max(hwm), Ordering::Relaxed);
-        if let Some((_, used)) = self.reader.tmp_usage() {
+        if let Ok(mut files) = self.files.lock() {
+            self.sample_processes(&mut files);
+        }
+        if let Some((max, used)) = self.reader.tmp_usage() {
+            self.levels.tmp_max.store(max, Ordering::Relaxed);
+            self.levels.tmp_used.store(used, Ordering::Relaxed);
             self.peaks.tmp_used.fetch_max(used, Ordering::Relaxed);
         }
     }
 
-    /// Starts a new measurement window (call just before `/next`): CPU and network counters
-    /// are read now, fd/thread/`/tmp` peaks restart.
+    fn sample_processes(&self, files: &mut Files) {
+        let stale = files.tree_walked.is_none_or(|at| at.elapsed() >= TREE_MAX_AGE);
+        if stale {
+            let tree = self.reader.process_tree(self.pid);
+            files.processes.retain(|(pid, _)| tree.contains(pid));
+            for pid in tree {
+                if !files.processes.iter().any(|(known, _)| *known == pid) {
+                    files.processes.push((pid, ProcessFiles::new(&self.reader, pid)));
+                }
+            }
+            files.tree_walked = Some(Instant::now());
+        }
+        let Files { processes, text, .. } = files;
+        let (mut fds, mut threads, mut rss, mut hwm) = (0, 0, 0, 0);
+        processes.retain_mut(|(_, process)| match process.read(text) {
+            Some(usage) => {
+                fds += usage.fds;
+                threads += usage.threads;
+                rss += usage.rss;
+                hwm = hwm.max(usage.hwm);
+                true
+            }
+            None => false,
+        });
+        self.levels.fds.store(fds, Ordering::Relaxed);
+        self.levels.threads.store(threads, Ordering::Relaxed);
+        self.peaks.fds.fetch_max(fds, Ordering::Relaxed);
+        self.peaks.threads.fetch_max(threads, Ordering::Relaxed);
+        self.peaks.memory.fetch_max(rss.max(hwm), Ordering::Relaxed);
+    }
+
+    fn counters(files: &mut Files) -> Counters {
+        let Files {
+            stat,
+            uptime,
+            net_dev,
+            text,
+            ..
+        } = files;
+        Counters {
+            cpu: stat.read_into(text).then(|| parse_cpu_stat(text)).flatten(),
+            uptime: boot_clock_seconds().or_else(|| uptime.read_into(text).then(|| parse_uptime(text)).flatten()),
+            network: net_dev.read_into(text).then(|| parse_net_dev(text)),
+        }
+    }
+
+    /// Starts a new measurement window: CPU and network counters are read now, fd/thread/`/tmp`
+    /// peaks restart. [`UsageMonitor::window_metrics`] starts the next window itself.
     pub fn mark_baseline(&self) {
-        let baseline = Baseline {
-            cpu: self.reader.cpu_stat(),
-            uptime: self.reader.uptime(),
-            network: self.reader.network(),
+        let counters = match self.files.lock() {
+            Ok(mut files) => Self::counters(&mut files),
+            Err(_) => Counters::default(),
         };
         if let Ok(mut slot) = self.baseline.lock() {
-            *slot = baseline;
+            *slot = counters;
         }
-        self.peaks.fds.store(0, Ordering::Relaxed);
-        self.peaks.threads.store(0, Ordering::Relaxed);
-        self.peaks.tmp_used.store(0, Ordering::Relaxed);
+        self.peaks.restart_window(&self.levels);
     }
 
-    /// The sandbox's peak memory so far, in bytes.
+    /// The sandbox's peak memory so far, in bytes: the sampled peak of the process tree, or
+    /// this process's own peak if that is higher (it may have grown since the last sample).
     pub fn max_memory_bytes(&self) -> u64 {
-        self.peaks.memory.load(Ordering::Relaxed)
+        let own = own_peak_rss_bytes();
+        self.peaks.memory.fetch_max(own, Ordering::Relaxed).max(own)
     }
 
-    /// Every `/proc` metric of the window since the last [`UsageMonitor::mark_baseline`].
+    /// Every `/proc` metric of the window since the last one (or [`UsageMonitor::mark_baseline`]),
+    /// and the start of the next window.
     pub fn window_metrics(&self) -> Vec<Measured> {
         use EnhancedMetric::{
             CpuMaxUtilization, CpuMinUtilization, CpuSystemTime, CpuTotalTime, CpuTotalUtilization, CpuTotalUtilizationPct, CpuUserTime,
             FdMax, FdUse, NumCores, RxBytes, ThreadsMax, ThreadsUse, TmpFree, TmpMax, TmpUsed, TotalNetwork, TxBytes,
         };
-        // One last sample, so a window shorter than the interval still has its peaks.
-        self.sample();
-        let baseline = self.baseline.lock().map(|b| b.clone()).unwrap_or_default();
+        let after = match self.files.lock() {
+            Ok(mut files) => Self::counters(&mut files),
+            Err(_) => Counters::default(),
+        };
+        let tmp_max = self.levels.tmp_max.load(Ordering::Relaxed);
+        let before = match self.baseline.lock() {
+            Ok(mut slot) => std::mem::replace(&mut *slot, after.clone()),
+            Err(_) => Counters::default(),
+        };
         let mut out = Vec::with_capacity(20);
         let mut push = |metric: EnhancedMetric, value: MetricValue| {
             out.push(Measured {
@@ -122,17 +222,17 @@ impl UsageMonitor {
                 extra_tags: Vec::new(),
             });
         };
-        if let (Some(before), Some(after)) = (&baseline.cpu, self.reader.cpu_stat()) {
+        if let (Some(before_cpu), Some(after_cpu)) = (&before.cpu, &after.cpu) {
             let ms_per_tick = 1000.0 / clock_ticks_per_second();
-            let user = (after.user - before.user).max(0.0) * ms_per_tick;
-            let system = (after.system - before.system).max(0.0) * ms_per_tick;
+            let user = (after_cpu.user - before_cpu.user).max(0.0) * ms_per_tick;
+            let system = (after_cpu.system - before_cpu.system).max(0.0) * ms_per_tick;
             push(CpuUserTime, MetricValue::Float(user));
             push(CpuSystemTime, MetricValue::Float(system));
             push(CpuTotalTime, MetricValue::Float(user + system));
-            let cores = after.per_core_idle.len();
+            let cores = after_cpu.per_core_idle.len();
             push(NumCores, MetricValue::Integer(cores as i64));
-            if let (Some(up_before), Some(up_after)) = (baseline.uptime, self.reader.uptime()) {
-                if let Some(u) = utilization(before, &after, up_after - up_before) {
+            if let (Some(up_before), Some(up_after)) = (before.uptime, after.uptime) {
+                if let Some(u) = utilization(before_cpu, after_cpu, up_after - up_before) {
                     push(CpuTotalUtilizationPct, MetricValue::Float(u.total));
                     push(CpuTotalUtilization, MetricValue::Float(u.total / 100.0 * cores as f64));
                     push(CpuMaxUtilization, MetricValue::Float(u.max));
@@ -140,25 +240,44 @@ impl UsageMonitor {
                 }
             }
         }
-        if let (Some(before), Some(after)) = (baseline.network, self.reader.network()) {
-            let rx = after.rx.saturating_sub(before.rx);
-            let tx = after.tx.saturating_sub(before.tx);
+        if let (Some(before_net), Some(after_net)) = (before.network, after.network) {
+            let rx = after_net.rx.saturating_sub(before_net.rx);
+            let tx = after_net.tx.saturating_sub(before_net.tx);
             push(RxBytes, MetricValue::Integer(rx as i64));
             push(TxBytes, MetricValue::Integer(tx as i64));
             push(TotalNetwork, MetricValue::Integer((rx + tx) as i64));
         }
-        if let Some((max, _)) = self.reader.tmp_usage() {
+        if tmp_max > 0 {
             let used = self.peaks.tmp_used.load(Ordering::Relaxed);
-            push(TmpMax, MetricValue::Integer(max as i64));
+            push(TmpMax, MetricValue::Integer(tmp_max as i64));
             push(TmpUsed, MetricValue::Integer(used as i64));
-            push(TmpFree, MetricValue::Integer(max.saturating_sub(used) as i64));
+            push(TmpFree, MetricValue::Integer(tmp_max.saturating_sub(used) as i64));
         }
         push(FdMax, MetricValue::Integer(self.limits.0 as i64));
         push(FdUse, MetricValue::Integer(self.peaks.fds.load(Ordering::Relaxed) as i64));
         push(ThreadsMax, MetricValue::Integer(self.limits.1 as i64));
         push(ThreadsUse, MetricValue::Integer(self.peaks.threads.load(Ordering::Relaxed) as i64));
+        self.peaks.restart_window(&self.levels);
         out
     }
+}
+
+/// Seconds since boot from `CLOCK_BOOTTIME`, the clock `/proc/uptime` prints, without a syscall.
+fn boot_clock_seconds() -> Option<f64> {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec into `now`.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &raw mut now) };
+    (rc == 0).then(|| now.tv_sec as f64 + now.tv_nsec as f64 / 1e9)
+}
+
+/// This process's peak resident memory (`VmHWM`), from `getrusage`.
+fn own_peak_rss_bytes() -> u64 {
+    // SAFETY: getrusage fills one rusage struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &raw mut usage) } != 0 {
+        return 0;
+    }
+    (usage.ru_maxrss.max(0) as u64) * 1024
 }
 
 /// CPU utilization in percent.
@@ -229,5 +348,32 @@ mod tests {
         assert!(get(EnhancedMetric::CpuTotalTime).unwrap() >= 0.0);
         assert!(get(EnhancedMetric::TmpMax).unwrap() > 0.0);
         assert!(monitor.max_memory_bytes() > 0);
+    }
+
+    #[test]
+    fn each_window_starts_where_the_last_one_ended() {
+        let monitor = UsageMonitor::new(ProcReader::default(), std::process::id());
+        let first = monitor.window_metrics();
+        let cpu_of = |metrics: &[Measured]| {
+            metrics
+                .iter()
+                .find(|m| m.metric == EnhancedMetric::CpuTotalTime)
+                .map(|m| m.value.as_f64())
+        };
+        // Burn CPU in this window only: the next window must not see it again.
+        let started = std::time::Instant::now();
+        let mut x = 0u64;
+        while started.elapsed() < std::time::Duration::from_millis(60) {
+            x = x.wrapping_mul(31).wrapping_add(7);
+        }
+        std::hint::black_box(x);
+        let busy = monitor.window_metrics();
+        let quiet = monitor.window_metrics();
+        assert!(cpu_of(&first).is_some());
+        assert!(cpu_of(&busy).unwrap() >= 10.0, "60 ms of work shows: {:?}", cpu_of(&busy));
+        assert!(
+            cpu_of(&quiet).unwrap() < cpu_of(&busy).unwrap(),
+            "the busy window is not counted twice"
+        );
     }
 }
