@@ -43,7 +43,7 @@ struct OutputTail(Arc<Mutex<VecDeque<String>>>);
 
 impl OutputTail {
     fn push(&self, line: String) {
-        let mut lines = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut lines = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if lines.len() == TAIL_LINES {
             lines.pop_front();
         }
@@ -51,7 +51,7 @@ impl OutputTail {
     }
 
     fn text(&self) -> String {
-        let lines = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let lines = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         lines.iter().map(String::as_str).collect::<Vec<_>>().join("\n")
     }
 }
@@ -119,25 +119,22 @@ impl EmulatorProcess {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             output,
         };
-        match listening.recv_timeout(START_LIMIT) {
-            Ok(addr) => {
-                process.addr = addr;
-                Ok(process)
-            }
-            Err(_) => {
-                let reason = match process.child.try_wait() {
-                    Ok(Some(status)) => format!("it exited ({status})"),
-                    _ => format!("it did not say where it listens within {} s", START_LIMIT.as_secs()),
-                };
-                // Let the reader thread catch the last lines before quoting them.
-                std::thread::sleep(Duration::from_millis(50));
-                let output = process.output.text();
-                Err(BenchError::EmulatorDown {
-                    case: process.case.clone(),
-                    reason,
-                    output,
-                })
-            }
+        if let Ok(addr) = listening.recv_timeout(START_LIMIT) {
+            process.addr = addr;
+            Ok(process)
+        } else {
+            let reason = match process.child.try_wait() {
+                Ok(Some(status)) => format!("it exited ({status})"),
+                _ => format!("it did not say where it listens within {} s", START_LIMIT.as_secs()),
+            };
+            // Let the reader thread catch the last lines before quoting them.
+            std::thread::sleep(Duration::from_millis(50));
+            let output = process.output.text();
+            Err(BenchError::EmulatorDown {
+                case: process.case.clone(),
+                reason,
+                output,
+            })
         }
     }
 

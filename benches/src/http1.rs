@@ -279,8 +279,7 @@ mod tests {
                         let length: usize = head
                             .lines()
                             .find_map(|l| l.strip_prefix("content-length:"))
-                            .map(|v| v.trim().parse().unwrap())
-                            .unwrap_or(0);
+                            .map_or(0, |v| v.trim().parse().unwrap());
                         if request.len() >= end + 4 + length {
                             break;
                         }

@@ -33,7 +33,7 @@ pub fn describe() -> Machine {
     Machine {
         hostname: read("/proc/sys/kernel/hostname"),
         cpu_model,
-        logical_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        logical_cpus: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         kernel: read("/proc/sys/kernel/osrelease"),
         memory_total_mb,
         load_average_1m: read("/proc/loadavg").and_then(|l| l.split_whitespace().next()?.parse().ok()),

@@ -15,7 +15,7 @@ pub struct GroupMemory {
 }
 
 /// Reads the memory of every process whose process group is `pgid`.
-pub fn process_group(pgid: u32) -> io::Result<GroupMemory> {
+pub fn process_group(group: u32) -> io::Result<GroupMemory> {
     let mut total = GroupMemory::default();
     for entry in fs::read_dir("/proc")? {
         let Ok(entry) = entry else { continue };
@@ -26,7 +26,7 @@ pub fn process_group(pgid: u32) -> io::Result<GroupMemory> {
         let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue;
         };
-        if process_group_of(&stat) != Some(pgid) {
+        if process_group_of(&stat) != Some(group) {
             continue;
         }
         let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {

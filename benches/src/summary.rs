@@ -65,7 +65,7 @@ pub fn cold_start(samples: &[Duration]) -> ColdStart {
     let median = match sorted.len() {
         0 => 0.0,
         n if n % 2 == 1 => sorted[n / 2],
-        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+        n => f64::midpoint(sorted[n / 2 - 1], sorted[n / 2]),
     };
     ColdStart {
         count: sorted.len(),

@@ -1,5 +1,7 @@
 //! The bench's pipeline against the real `lambda-emulator` (built by `scripts/test.sh`'s
 //! `cargo build --workspace --all-targets`) and the real `bare-loop` runtime.
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 use std::path::PathBuf;
 
 use benches::cases::{Answer, Case, CaseGoals};

@@ -135,7 +135,7 @@ async fn serve(config: Config, process_started: Timestamp, telemetry_thread: tok
         let env = config.env.clone();
         let is_exec = handler::is_exec(&config);
         async move {
-            telemetry.start_dogstatsd().await;
+            telemetry.start_dogstatsd();
             if is_exec {
                 Some(telemetry.start_exec(&env, ExecAddresses::from_env(&env)).await)
             } else {

@@ -1,6 +1,8 @@
 //! The API key from KMS, Secrets Manager and SSM, against moto's server (started here on a
 //! free 127.0.0.1 port). moto comes from `.ci/run`, which installs `moto[server]` into the
 //! workspace's `.venv` (or the venv named by `DD_TEST_VENV`).
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 use base64::Engine;
 use bootstrap::api_key::{fetch, ApiKeyError, ApiKeySettings};
 use bootstrap::config::Environment;

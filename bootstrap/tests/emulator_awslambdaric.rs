@@ -1,4 +1,6 @@
 //! AWS's own Python runtime client, `awslambdaric`, served unchanged by the emulator.
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 mod emulator_support;
 
 use std::path::PathBuf;

@@ -2,6 +2,8 @@
 //!
 //! The runtime is this test binary itself, re-run by the emulator with
 //! `EMULATOR_TEST_RUNTIME_CHILD=1`: the same test function then serves invocations instead.
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 mod emulator_support;
 
 use emulator_support::*;

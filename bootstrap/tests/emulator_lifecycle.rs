@@ -1,5 +1,7 @@
 //! Timeouts, runtime exits, extensions and shutdown, streaming and concurrency, through the real
 //! `lambda-emulator` binary.
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 mod emulator_support;
 
 use std::time::Duration;

@@ -1,4 +1,6 @@
 //! `bootstrap invoke`'s engine: the emulator in-process, a runtime that sees DD_LAMBDA_HANDLER.
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 use std::path::PathBuf;
 
 use bootstrap::emulator::local_invoke::{run, LocalInvokeOptions};

@@ -1,4 +1,6 @@
 //! The Runtime and Invoke APIs' semantics, through the real `lambda-emulator` binary.
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 mod emulator_support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -107,12 +109,12 @@ async fn a_response_over_6_mb_gets_413_and_fails_the_invocation() {
 #[tokio::test]
 async fn init_error_fails_the_pending_invoke_and_the_next_invoke_starts_afresh() {
     let dir = tempfile::tempdir().unwrap();
-    let starts = dir.path().join("starts");
+    let start_count = dir.path().join("starts");
     let gate = dir.path().join("gate");
     let emulator = EmulatorProcess::start(
         &[
             "--env",
-            &format!("RUNTIME_STARTS_FILE={}", starts.display()),
+            &format!("RUNTIME_STARTS_FILE={}", start_count.display()),
             "--env",
             &format!("RUNTIME_INIT_ERROR_GATE={}", gate.display()),
         ],
@@ -132,7 +134,7 @@ async fn init_error_fails_the_pending_invoke_and_the_next_invoke_starts_afresh()
     let next = emulator.invoke(r#"{"action":"echo","n":2}"#).await;
     assert_eq!(next.header("x-amz-function-error"), None, "{}", next.text());
     assert_eq!(next.json()["n"], 2);
-    assert_eq!(std::fs::read_to_string(&starts).unwrap(), "2");
+    assert_eq!(std::fs::read_to_string(&start_count).unwrap(), "2");
     let stats = emulator.stats().await;
     assert_eq!(stats["init_errors"], 1);
     assert_eq!(stats["runtime_starts"], 2);

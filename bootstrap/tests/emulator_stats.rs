@@ -1,5 +1,7 @@
 //! The stats endpoint's facts about the current runtime (its pid and cold start), which the
 //! benches read, through the real `lambda-emulator` binary.
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 mod emulator_support;
 
 use emulator_support::*;

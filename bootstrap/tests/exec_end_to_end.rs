@@ -4,6 +4,8 @@
 //! cargo-lambda answers 500 to every streamed response on its invoke API whoever sends it, and
 //! has no invoke timeout that resets the runtime, so streaming and timeouts are tested on
 //! `lambda-emulator` only.
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 mod exec_support;
 
 use exec_support::{contains, curl, text, Emulator, Function, EMULATORS};

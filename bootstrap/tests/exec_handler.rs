@@ -2,6 +2,8 @@
 //! standard library) from `tests/fixtures/exec/`. The test plays the lifecycle: it builds each
 //! invocation as the upstream `/next` would give it and reads the outcome. Upstream relays
 //! (`/error`) go to a closed port here; the end-to-end tests cover them against an emulator.
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -198,7 +200,7 @@ async fn the_child_sees_every_next_header_unchanged() {
     let sent = invocation("req-headers", r#"{"action":"headers"}"#);
     let outcome = tokio::time::timeout(PATIENCE, child.handler.invoke(sent.clone())).await.unwrap();
     let seen: serde_json::Value = serde_json::from_str(&response_text(&outcome)).unwrap();
-    for (name, value) in sent.headers.iter() {
+    for (name, value) in &sent.headers {
         assert_eq!(seen[name.as_str()], value.to_str().unwrap(), "header {name}: {seen}");
     }
 }

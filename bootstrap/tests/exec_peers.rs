@@ -5,6 +5,8 @@
 //! except awslambdaric behind cargo-lambda: awslambdaric dies of SIGSEGV on its first event from
 //! cargo-lambda's emulator even when run directly, without the bootstrap (cargo-lambda sends
 //! `Lambda-Runtime-Deadline-Ms: 600000`, a deadline long past, and a placeholder function ARN).
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 mod exec_support;
 
 use std::path::{Path, PathBuf};

@@ -5,10 +5,14 @@
 //!
 //! The endpoints listen on free ports chosen by the test (`DD_DOGSTATSD_PORT`,
 //! `DD_APM_RECEIVER_PORT`, `DD_UNIVERSAL_INSTRUMENTATION_PORT`), so tests can run side by side.
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 mod emulator_support;
 mod traces_support;
 
 use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
 use std::time::Duration;
 
 use emulator_support::{post, EmulatorProcess};
@@ -240,7 +244,6 @@ async fn universal_instrumentation_and_trace_agent_endpoints() {
     assert_eq!(accepted.status, 200, "{}", accepted.text());
 
     let stack = "frame one\nframe two";
-    use base64::Engine;
     let stack = base64::engine::general_purpose::STANDARD.encode(stack);
     let ended = post(
         &universal("/lambda/end-invocation"),

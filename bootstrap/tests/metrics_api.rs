@@ -1,6 +1,8 @@
 //! API mode against a recording HTTP intake started here on 127.0.0.1: decoded payloads
 //! compared with the seed's (`reference-output/datadog_lambda_api_requests.jsonl`), and an
 //! intake that answers 500 or 429, hangs, or refuses connections.
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 #[path = "common/metrics.rs"]
 mod common;
 #[path = "common/intake.rs"]

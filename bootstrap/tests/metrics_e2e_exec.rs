@@ -2,6 +2,8 @@
 //! killer does) is answered `Runtime.ExitError` and counted in `aws.lambda.enhanced.out_of_memory`
 //! and `errors` by the bootstrap, since no Datadog component sees that kill in the Forwarder's
 //! mode; the next invocation is served by a restarted child, a cold start again.
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 #[path = "emulator_support/mod.rs"]
 mod emulator_support;
 

@@ -3,6 +3,8 @@
 //! printed for the same invocations (`reference-output/datadog_lambda_flush_to_log.txt`), custom
 //! metrics arriving over DogStatsD (the test plays the exec child that sends them), the flush
 //! before a timeout kill and the final flush at the emulator's shutdown.
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 #[path = "emulator_support/mod.rs"]
 mod emulator_support;
 
@@ -27,7 +29,7 @@ fn forwarder_accepts(line: &str) -> bool {
 fn normalise(tag: &str) -> String {
     match tag.split_once(':') {
         Some(("runtime", _)) => "runtime:<runtime>".into(),
-        Some(("datadog_lambda", _)) | Some(("datadog_lambda_bootstrap", _)) => "<library-version>".into(),
+        Some(("datadog_lambda" | "datadog_lambda_bootstrap", _)) => "<library-version>".into(),
         Some(("dd_lambda_layer", _)) => "<layer>".into(),
         _ => tag.to_owned(),
     }

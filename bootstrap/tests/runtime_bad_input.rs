@@ -1,6 +1,8 @@
 //! Bad input, each tried on the real `bootstrap` under the real `lambda-emulator`: every
 //! invocation gets exactly one answer, with a clear error, and the next one is served by the same
 //! process.
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 mod emulator_support;
 mod runtime_support;
 

@@ -2,6 +2,8 @@
 //! (`cargo lambda watch --only-lambda-apis`, from the `.venv` that scripts/setup-peers.sh makes).
 //! Unlike Lambda, its `AWS_LAMBDA_RUNTIME_API` is a URL with a path, its `/next` has no
 //! Content-Type and its deadline is a constant 600000 (1970), and it answers `/response` 200.
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 mod emulator_support;
 mod runtime_support;
 
@@ -89,7 +91,7 @@ fn start(handler: &str) -> CargoLambda {
     let errors = Collected::spawn_reader(server.stderr.take().unwrap());
     let server = Killed(server);
     let printed = output
-        .wait_for("starting Runtime server", Duration::from_secs(60))
+        .wait_for("starting Runtime server", Duration::from_mins(1))
         .unwrap_or_else(|text| panic!("cargo-lambda did not start:\n{text}\n{}", errors.text()));
 
     // It logs that line just before it binds: wait until it accepts connections.

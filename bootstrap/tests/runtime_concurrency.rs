@@ -1,6 +1,8 @@
 //! Lambda Managed Instances: `AWS_LAMBDA_MAX_CONCURRENCY=N` keeps N invocations in flight in one
 //! bootstrap process. Overlap is shown by the `rendezvous` handler (invocations wait for each
 //! other inside the handler), never by how long anything took.
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 mod emulator_support;
 mod runtime_support;
 

@@ -1,5 +1,7 @@
 //! What the handler sees in its `Context`, compared with what the emulator sent: the example
 //! library's `context` handler answers its Context as JSON.
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 mod emulator_support;
 mod runtime_support;
 

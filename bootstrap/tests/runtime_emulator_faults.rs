@@ -1,5 +1,7 @@
 //! The emulator's `--fault` option itself, with the test playing the runtime over HTTP: what a
 //! runtime sees is what the fault's documentation says, so later reliability tests can rely on it.
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 mod emulator_support;
 
 use bytes::Bytes;
@@ -43,11 +45,11 @@ async fn reset_next_drops_one_next_and_keeps_the_invocation_queued() {
         StatusCode::ACCEPTED
     );
     assert_eq!(invoke.await.unwrap().text(), "\"done\"");
-    let stats = emulator.stats().await;
+    let counters = emulator.stats().await;
     assert_eq!(
-        (stats["faults_injected"].as_u64(), stats["answers_delivered"].as_u64()),
+        (counters["faults_injected"].as_u64(), counters["answers_delivered"].as_u64()),
         (Some(1), Some(1)),
-        "{stats}"
+        "{counters}"
     );
 }
 

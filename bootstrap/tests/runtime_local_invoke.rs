@@ -1,5 +1,7 @@
 //! `bootstrap invoke --handler SPEC --event FILE --count N`, the real binary: each response on
 //! its own stdout line; exit 0, 1 on a function error, 2 when the invocations cannot run.
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 // runtime_support builds on emulator_support.
 mod emulator_support;
 mod runtime_support;

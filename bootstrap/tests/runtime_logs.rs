@@ -1,5 +1,7 @@
 //! The bootstrap's own log lines on stderr: level from `DD_LOG_LEVEL` (Datadog's names, any
 //! case), JSON objects when `AWS_LAMBDA_LOG_FORMAT=JSON`, one warning for an unknown level.
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 mod emulator_support;
 mod runtime_support;
 

@@ -4,6 +4,8 @@
 //!
 //! Needs `target/<profile>/libhandlers_example.so`: `scripts/test.sh` builds it first (or run
 //! `cargo build -p handlers-example`).
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 mod emulator_support;
 
 use std::path::PathBuf;

@@ -3,6 +3,9 @@
 //!
 //! Needs the agent: `python3 -m venv .venv && .venv/bin/pip install ddapm-test-agent` at the
 //! workspace root (or `DDAPM_TEST_AGENT=/path/to/ddapm-test-agent`); `scripts/setup-peers.sh` installs it.
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
+use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -32,9 +35,10 @@ fn free_port() -> u16 {
 }
 
 fn start_agent() -> Agent {
-    let binary = std::env::var_os("DDAPM_TEST_AGENT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/ddapm-test-agent"));
+    let binary = std::env::var_os("DDAPM_TEST_AGENT").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/ddapm-test-agent"),
+        PathBuf::from,
+    );
     assert!(
         binary.exists(),
         "{} not found: pip install ddapm-test-agent into .venv",
@@ -74,7 +78,7 @@ fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: 
         body.len()
     );
     for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
+        let _ = write!(head, "{name}: {value}\r\n");
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes())?;

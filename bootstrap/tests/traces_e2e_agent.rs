@@ -4,6 +4,8 @@
 //! path). The agent checks every payload (trace count header, tracer version header, content
 //! length) and the test reads the spans back from it. Then an agent that is not there: the
 //! invocations are still answered and the loss is logged.
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 mod emulator_support;
 mod traces_support;
 
@@ -37,9 +39,10 @@ fn free_port() -> u16 {
 
 impl TestAgent {
     fn start() -> Self {
-        let binary = std::env::var_os("DDAPM_TEST_AGENT")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/ddapm-test-agent"));
+        let binary = std::env::var_os("DDAPM_TEST_AGENT").map_or_else(
+            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/ddapm-test-agent"),
+            PathBuf::from,
+        );
         assert!(
             binary.exists(),
             "{} not found: run scripts/setup-peers.sh (or set DDAPM_TEST_AGENT)",
@@ -59,7 +62,7 @@ impl TestAgent {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
         let agent = TestAgent { child, port };
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_mins(1);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "ddapm-test-agent never listened on {port}");
             std::thread::sleep(Duration::from_millis(100));

@@ -3,6 +3,8 @@
 //! 6 MB, malformed propagation headers, `_datadog` attributes that are not JSON or not base64.
 //! Each invocation is answered once, its trace line is still printed, a malformed context is
 //! ignored (a new trace, nothing made up), and one bootstrap process serves them all.
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 mod emulator_support;
 mod traces_support;
 

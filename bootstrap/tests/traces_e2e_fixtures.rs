@@ -8,6 +8,8 @@
 //! What differs from the reference run, on purpose: the emulator's request ids (the reference
 //! used `123`), and `AWS_LAMBDA_FUNCTION_NAME` being set, so fixtures without a context get the
 //! X-Ray fallback, which starts a new trace unless `DD_MERGE_XRAY_TRACES` (§5.4).
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 mod emulator_support;
 mod traces_support;
 

@@ -4,6 +4,8 @@
 //! 5xx responses, the impending-timeout span sent before the sandbox is killed, tracing off, and
 //! the configuration that changes span shapes (service, mapping, managed services, X-Ray merge,
 //! propagation styles).
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 mod emulator_support;
 mod traces_support;
 

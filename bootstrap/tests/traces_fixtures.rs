@@ -1,6 +1,8 @@
 //! Every trigger fixture of Datadog's library (`../shared/fixtures/events`) through detection,
 //! trigger tags, context extraction and inferred spans, compared with what the library itself
 //! produced (`../shared/fixtures/events-expected.json`).
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 use std::path::PathBuf;
 
 use bootstrap::config::Environment;

@@ -59,6 +59,10 @@ pub fn init() -> Result<(), ExampleError> {
 }
 
 /// `fail` returns an error, `panic` panics, anything else succeeds.
+///
+/// # Panics
+///
+/// With `panic`, on purpose.
 pub fn init_in_mode(mode: Option<&str>) -> Result<(), ExampleError> {
     match mode {
         Some("fail") => Err(ExampleError(format!("init failed because {INIT_MODE_VARIABLE}=fail"))),
@@ -95,6 +99,10 @@ pub fn error(event: Value, _: Context) -> Result<Value, ExampleError> {
 }
 
 /// Always panics.
+///
+/// # Panics
+///
+/// Always, on purpose.
 pub fn panic(_: Value, _: Context) -> Result<Value, Diagnostic> {
     panic!("the panic handler always panics")
 }
@@ -175,6 +183,10 @@ pub async fn async_echo(event: Value, _: Context) -> Result<Value, Diagnostic> {
 }
 
 /// Panics while being polled, after an await.
+///
+/// # Panics
+///
+/// Always, on purpose.
 pub async fn async_panic(_: Value, _: Context) -> Result<Value, Diagnostic> {
     tokio::task::yield_now().await;
     panic!("the async_panic handler always panics")
@@ -264,7 +276,7 @@ static MEETING: Meeting = Meeting {
 pub fn rendezvous(event: RendezvousEvent, _: Context) -> Result<Rendezvous, Diagnostic> {
     let give_up = Instant::now() + Duration::from_millis(event.wait_ms);
     // A panic elsewhere while holding the lock leaves plain counters behind: keep going.
-    let mut state = MEETING.state.lock().unwrap_or_else(|p| p.into_inner());
+    let mut state = MEETING.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     state.present += 1;
     if state.present >= event.parties {
         let present = state.present;
@@ -281,7 +293,11 @@ pub fn rendezvous(event: RendezvousEvent, _: Context) -> Result<Rendezvous, Diag
             state.present -= 1;
             return Ok(Rendezvous { met: false, present });
         }
-        state = MEETING.arrived.wait_timeout(state, left).unwrap_or_else(|p| p.into_inner()).0;
+        state = MEETING
+            .arrived
+            .wait_timeout(state, left)
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0;
     }
     Ok(Rendezvous {
         met: true,

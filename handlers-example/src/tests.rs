@@ -88,7 +88,7 @@ fn call(handler: HandlerFn, event: &[u8]) -> (i32, Vec<u8>) {
     let raw = invocation(event);
     let mut out = OwnedBuffer::empty();
     // SAFETY: a valid invocation borrowed for the call and a writable output.
-    let status = unsafe { handler(&raw, &mut out) };
+    let status = unsafe { handler(&raw const raw, &raw mut out) };
     // SAFETY: the library returned `len` initialised bytes at `ptr`.
     let bytes = unsafe { std::slice::from_raw_parts(out.ptr, out.len) }.to_vec();
     // SAFETY: the buffer came from this library and is not used again.
@@ -259,7 +259,7 @@ fn every_answer_buffer_is_freed_by_dd_lambda_free() {
         let raw = invocation(&event);
         let mut out = OwnedBuffer::empty();
         // SAFETY: as in `call`.
-        let status = unsafe { handler(&raw, &mut out) };
+        let status = unsafe { handler(&raw const raw, &raw mut out) };
         assert!(status == STATUS_OK || status == STATUS_ERROR);
         let held = live_bytes();
         let capacity = out.cap as isize;
@@ -284,7 +284,7 @@ fn init_succeeds_without_a_mode_and_reports_failures_as_error_bodies() {
     if std::env::var(crate::INIT_MODE_VARIABLE).is_err() {
         let mut error = OwnedBuffer::empty();
         // SAFETY: a writable output.
-        assert_eq!(unsafe { dd_lambda_init(&mut error) }, STATUS_OK);
+        assert_eq!(unsafe { dd_lambda_init(&raw mut error) }, STATUS_OK);
         assert!(error.ptr.is_null(), "a successful init writes nothing");
     }
 }

@@ -1,5 +1,7 @@
 //! `libhandlers_example.so` loaded with libloading, as the bootstrap loads it: the exported
 //! names, the ABI version, a call, and the init's failure modes.
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -43,7 +45,7 @@ fn run_init(library: &Library) -> (i32, Vec<u8>) {
     let init: Symbol<InitFn> = unsafe { library.get(abi::INIT_SYMBOL.as_bytes()) }.unwrap();
     let mut error = OwnedBuffer::empty();
     // SAFETY: a writable output.
-    let status = unsafe { init(&mut error) };
+    let status = unsafe { init(&raw mut error) };
     (status, take(library, error))
 }
 
@@ -97,7 +99,7 @@ fn default_handler_echoes_and_async_panics_are_caught_through_dlopen() {
         };
         let mut out = OwnedBuffer::empty();
         // SAFETY: a valid invocation borrowed for the call and a writable output.
-        let status = unsafe { handler(&raw, &mut out) };
+        let status = unsafe { handler(&raw const raw, &raw mut out) };
         (status, take(&library, out))
     };
     assert_eq!(

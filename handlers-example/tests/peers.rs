@@ -1,5 +1,7 @@
 //! The exec-mode peer runtimes, each run under the real `lambda-emulator` on 127.0.0.1 (tests
 //! use real Runtime API servers, never a mock).
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 mod support;
 
 use std::path::PathBuf;

@@ -92,6 +92,7 @@ impl Diagnostic {
     /// assert_eq!(d.error_type, "NotFound");
     /// assert_eq!(d.error_message, "no such user");
     /// ```
+    #[must_use]
     pub fn with_error_type(mut self, error_type: impl Into<String>) -> Self {
         self.error_type = error_type.into();
         self
@@ -103,6 +104,7 @@ impl Diagnostic {
     /// let d = sdk::Diagnostic::new("E", "m").with_stack_trace(vec!["at checkout".to_string()]);
     /// assert_eq!(d.stack_trace, ["at checkout"]);
     /// ```
+    #[must_use]
     pub fn with_stack_trace(mut self, stack_trace: Vec<String>) -> Self {
         self.stack_trace = stack_trace;
         self

@@ -52,7 +52,7 @@ impl Host {
     pub(crate) fn trace_context(&self, request_id: &str) -> Option<RawTraceContext> {
         let mut out = RawTraceContext::default();
         // SAFETY: as in `metric`; `out` is writable.
-        let status = unsafe { (self.0.trace_context)(self.0.context, BorrowedBytes::from_slice(request_id.as_bytes()), &mut out) };
+        let status = unsafe { (self.0.trace_context)(self.0.context, BorrowedBytes::from_slice(request_id.as_bytes()), &raw mut out) };
         (status == HOST_OK).then_some(out)
     }
 
@@ -65,7 +65,7 @@ impl Host {
                 BorrowedBytes::from_slice(request_id.as_bytes()),
                 parent_span_id,
                 Some(collect_header),
-                (&mut headers as *mut Vec<(String, String)>).cast::<c_void>(),
+                (&raw mut headers).cast::<c_void>(),
             )
         };
         headers
@@ -107,7 +107,7 @@ mod tests {
         // SAFETY: a live vector and borrowed bytes.
         unsafe {
             collect_header(
-                (&mut headers as *mut Vec<(String, String)>).cast(),
+                (&raw mut headers).cast(),
                 BorrowedBytes::from_slice(b"x-datadog-trace-id"),
                 BorrowedBytes::from_slice(b"12345"),
             );

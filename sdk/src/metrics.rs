@@ -5,7 +5,7 @@ use crate::abi::{self, BorrowedBytes, RawMetric};
 use crate::host::host;
 
 /// Datadog refuses points older than this (the seed drops them with a warning).
-const MAX_AGE: Duration = Duration::from_secs(4 * 60 * 60);
+const MAX_AGE: Duration = Duration::from_hours(4);
 
 /// Why a telemetry call did nothing. Every failure is one of these: the calls never panic.
 ///
@@ -258,12 +258,12 @@ mod tests {
             Err(TelemetryError::NotFinite { .. })
         ));
         assert_eq!(validate("m", MetricValue::Float(0.5), None, now()), Ok(None));
-        let recent = now() - Duration::from_secs(3 * 3600);
+        let recent = now() - Duration::from_hours(3);
         assert_eq!(
             validate("m", MetricValue::Integer(1), Some(recent), now()),
             Ok(Some((NOW.as_secs() - 3 * 3600) as f64))
         );
-        let future = now() + Duration::from_secs(60);
+        let future = now() + Duration::from_mins(1);
         assert_eq!(
             validate("m", MetricValue::Integer(1), Some(future), now()),
             Ok(Some((NOW.as_secs() + 60) as f64))

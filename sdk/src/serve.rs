@@ -319,7 +319,7 @@ mod tests {
     fn a_null_invocation_is_refused_without_crashing() {
         let mut out = OwnedBuffer::empty();
         // SAFETY: null is the case under test; `out` is writable.
-        let status = unsafe { json(std::ptr::null(), &mut out, |e: u8, _| Ok::<_, Diagnostic>(e)) };
+        let status = unsafe { json(std::ptr::null(), &raw mut out, |e: u8, _| Ok::<_, Diagnostic>(e)) };
         assert_eq!(status, STATUS_ERROR);
         // SAFETY: the buffer came from this library.
         let body: serde_json::Value = serde_json::from_slice(&unsafe { out.into_vec() }).unwrap();
@@ -335,16 +335,16 @@ mod tests {
     fn init_success_writes_nothing_and_failures_write_an_error_body() {
         let mut out = OwnedBuffer::empty();
         // SAFETY: `out` is writable.
-        assert_eq!(unsafe { init(&mut out, || Ok::<(), Diagnostic>(())) }, STATUS_OK);
+        assert_eq!(unsafe { init(&raw mut out, || Ok::<(), Diagnostic>(())) }, STATUS_OK);
         assert!(out.ptr.is_null());
 
         // SAFETY: as above.
-        assert_eq!(unsafe { init(&mut out, || Err("no table configured")) }, STATUS_ERROR);
+        assert_eq!(unsafe { init(&raw mut out, || Err("no table configured")) }, STATUS_ERROR);
         assert_eq!(error_body(out), Diagnostic::new("&str", "no table configured"));
 
         let mut out = OwnedBuffer::empty();
         // SAFETY: as above.
-        let status = unsafe { init(&mut out, || -> Result<(), Diagnostic> { panic!("config missing") }) };
+        let status = unsafe { init(&raw mut out, || -> Result<(), Diagnostic> { panic!("config missing") }) };
         assert_eq!(status, STATUS_ERROR);
         assert_eq!(error_body(out).error_message, "Lambda panicked: config missing");
     }
@@ -355,7 +355,7 @@ mod tests {
         let mut out = OwnedBuffer::empty();
         // SAFETY: `out` is writable.
         let status = unsafe {
-            init_async(&mut out, || async {
+            init_async(&raw mut out, || async {
                 tokio::task::yield_now().await;
                 Err::<(), _>(Diagnostic::new("InitError", "late failure"))
             })
@@ -377,7 +377,7 @@ mod tests {
         let mut out = OwnedBuffer::empty();
         // SAFETY: a valid invocation and a writable output.
         let status = unsafe {
-            raw_async(&invocation, &mut out, |event: Vec<u8>, context: Context| async move {
+            raw_async(&raw const invocation, &raw mut out, |event: Vec<u8>, context: Context| async move {
                 tokio::task::yield_now().await;
                 let mut answer = context.request_id.into_bytes();
                 answer.extend(event);

@@ -263,7 +263,7 @@ impl Span {
     /// ```
     pub fn service(mut self, service: &str) -> Self {
         if let Some(state) = &mut self.state {
-            state.service = service.to_owned();
+            service.clone_into(&mut state.service);
         }
         self
     }
@@ -275,7 +275,7 @@ impl Span {
     /// ```
     pub fn span_type(mut self, span_type: &str) -> Self {
         if let Some(state) = &mut self.state {
-            state.span_type = span_type.to_owned();
+            span_type.clone_into(&mut state.span_type);
         }
         self
     }
@@ -308,7 +308,7 @@ impl Span {
     /// ```
     pub fn set_resource(&mut self, resource: &str) {
         if let Some(state) = &mut self.state {
-            state.resource = resource.to_owned();
+            resource.clone_into(&mut state.resource);
         }
     }
 

@@ -19,12 +19,9 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     };
     let raw = raw.to_string_lossy();
-    let (addr, prefix) = match endpoint(&raw) {
-        Some(found) => found,
-        None => {
-            eprintln!("bare-loop: AWS_LAMBDA_RUNTIME_API={raw:?} is not host:port or http://host:port[/prefix]");
-            return ExitCode::FAILURE;
-        }
+    let Some((addr, prefix)) = endpoint(&raw) else {
+        eprintln!("bare-loop: AWS_LAMBDA_RUNTIME_API={raw:?} is not host:port or http://host:port[/prefix]");
+        return ExitCode::FAILURE;
     };
     match serve(addr, &prefix) {
         Ok(never) => match never {},

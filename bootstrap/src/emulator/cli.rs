@@ -70,7 +70,7 @@ mod tests {
     #[test]
     fn env_pairs_split_on_the_first_equals() {
         assert_eq!(parse_env_pair("A=b=c").unwrap(), ("A".into(), "b=c".into()));
-        assert_eq!(parse_env_pair("A=").unwrap(), ("A".into(), "".into()));
+        assert_eq!(parse_env_pair("A=").unwrap(), ("A".into(), String::new()));
         assert!(parse_env_pair("=x").is_err());
         assert!(parse_env_pair("novalue").is_err());
     }

@@ -113,7 +113,7 @@ pub async fn register(sandbox: &Sandbox, request: Request<Incoming>) -> Response
         .get(EXTENSION_ACCEPT_FEATURE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|f| f.trim() == "accountId"));
-    let Ok(bytes) = request.into_body().collect().await.map(|b| b.to_bytes()) else {
+    let Ok(bytes) = request.into_body().collect().await.map(http_body_util::Collected::to_bytes) else {
         return api_error(StatusCode::BAD_REQUEST, "InvalidRequest", "the registration body could not be read");
     };
     let body: RegisterBody = match serde_json::from_slice(&bytes) {
@@ -193,7 +193,12 @@ pub async fn report_error(kind: &str, request: Request<Incoming>) -> Response<Re
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = request
+        .into_body()
+        .collect()
+        .await
+        .map(http_body_util::Collected::to_bytes)
+        .unwrap_or_default();
     tracing::warn!(kind, error_type, body = %String::from_utf8_lossy(&body), "extension reported an error");
     json(StatusCode::ACCEPTED, &serde_json::json!({"status": "OK"}))
 }

@@ -1,4 +1,5 @@
 //! Identifiers Lambda makes up: request ids, X-Ray trace ids, log stream names.
+use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rand::RngCore;
@@ -15,7 +16,7 @@ pub fn uuid_v4() -> String {
 
 /// A fresh, sampled X-Ray trace header: `Root=1-<8 hex epoch secs>-<24 hex>;Parent=<16 hex>;Sampled=1`.
 pub fn xray_trace_id(now: SystemTime) -> String {
-    let secs = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let mut root = [0u8; 12];
     let mut parent = [0u8; 8];
     rand::thread_rng().fill_bytes(&mut root);
@@ -25,7 +26,7 @@ pub fn xray_trace_id(now: SystemTime) -> String {
 
 /// `YYYY/MM/DD/[VERSION]<32 hex>`, the shape of Lambda's log stream names.
 pub fn log_stream_name(now: SystemTime, version: &str) -> String {
-    let days = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs() / 86_400).unwrap_or(0);
+    let days = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() / 86_400);
     let (y, m, d) = civil_date(days as i64);
     let mut suffix = [0u8; 16];
     rand::thread_rng().fill_bytes(&mut suffix);
@@ -34,11 +35,14 @@ pub fn log_stream_name(now: SystemTime, version: &str) -> String {
 
 /// Milliseconds since the Unix epoch.
 pub fn epoch_ms(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
 }
 
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
@@ -85,7 +89,7 @@ mod tests {
     #[test]
     fn log_stream_is_dated() {
         // 2024-02-29 is day 19782.
-        let at = UNIX_EPOCH + Duration::from_secs(19_782 * 86_400 + 3600);
+        let at = UNIX_EPOCH + Duration::from_hours(474769);
         let name = log_stream_name(at, "$LATEST");
         assert!(name.starts_with("2024/02/29/[$LATEST]"), "{name}");
         assert_eq!(name.len(), "2024/02/29/[$LATEST]".len() + 32);

@@ -34,8 +34,7 @@ pub async fn handle(sandbox: Arc<Sandbox>, request: Request<Incoming>) -> Respon
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|v| !v.is_empty())
-        .map(str::to_owned)
-        .unwrap_or_else(|| ids::xray_trace_id(SystemTime::now()));
+        .map_or_else(|| ids::xray_trace_id(SystemTime::now()), str::to_owned);
     let client_context = match decode_client_context(request.headers().get(CLIENT_CONTEXT)) {
         Ok(context) => context,
         Err(message) => return api_error(StatusCode::BAD_REQUEST, "InvalidRequestContentException", &message),
@@ -86,7 +85,7 @@ pub async fn run(sandbox: Arc<Sandbox>, invoke: InvokeRequest) -> Result<Answer,
             // Taken out without being picked up: its answer is already on its way.
             Err(_) => return Ok(submitted.answer.await.unwrap_or_else(|_| lost(&request_id))),
         },
-        _ = tokio::time::sleep(INIT_LIMIT) => {
+        () = tokio::time::sleep(INIT_LIMIT) => {
             if sandbox.time_out(&request_id).await {
                 return Ok(timed_out());
             }
@@ -146,7 +145,7 @@ fn answer_response(sandbox: &Sandbox, request_id: &str, answer: Answer) -> Respo
 
 /// `X-Amz-Client-Context` is base64 of a JSON document; the runtime receives the JSON.
 fn decode_client_context(header: Option<&HeaderValue>) -> Result<Option<String>, String> {
-    let Some(raw) = header.map(|v| v.as_bytes()).filter(|v| !v.is_empty()) else {
+    let Some(raw) = header.map(http::HeaderValue::as_bytes).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
     let decoded = base64::engine::general_purpose::STANDARD

@@ -139,7 +139,7 @@ pub async fn init_error(sandbox: &Sandbox, request: Request<Incoming>) -> Respon
         Ok(body) => body,
         Err(_) => Bytes::new(),
     };
-    sandbox.init_error(function_error_body(body, error_type.as_deref().or(Some("Runtime.Unknown"))));
+    sandbox.init_error(&function_error_body(body, error_type.as_deref().or(Some("Runtime.Unknown"))));
     accepted()
 }
 
@@ -244,16 +244,17 @@ async fn relay_stream(
     let mut client_gone = false;
     loop {
         let next = match deadline {
-            Some(deadline) => match tokio::time::timeout_at(deadline, body.frame()).await {
-                Ok(next) => next,
-                Err(_) => {
+            Some(deadline) => {
+                if let Ok(next) = tokio::time::timeout_at(deadline, body.frame()).await {
+                    next
+                } else {
                     let error = sandbox.timed_out_body(&request_id);
                     let _ = frames.send(Frame::trailers(error_trailers("Sandbox.Timedout", &error))).await;
                     drop(frames);
                     sandbox.kill_for_timeout(&request_id).await;
                     return api_error(StatusCode::GONE, "Sandbox.Timedout", "the invocation timed out while streaming");
                 }
-            },
+            }
             None => body.frame().await,
         };
         let Some(frame) = next else { break };

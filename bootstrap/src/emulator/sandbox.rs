@@ -235,7 +235,7 @@ impl Sandbox {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves plain data behind; keep serving.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Starts the runtime now unless one is running (the init phase before the first invoke).
@@ -416,21 +416,18 @@ impl Sandbox {
     /// `/response` or `/error` for `request_id`: the right to answer, once.
     pub fn take_for_answer(&self, request_id: &str) -> Result<AnswerSlot, Refusal> {
         let mut state = self.lock();
-        match state.in_flight.remove(request_id) {
-            Some(pending) => {
-                state.answered.insert(request_id.to_owned());
-                Ok(AnswerSlot {
-                    pending,
-                    stats: self.this.clone(),
-                })
-            }
-            None => {
-                self.stats.add(Counter::AnswersRefused);
-                if state.answered.set.contains(request_id) {
-                    Err(Refusal::AlreadyAnswered)
-                } else {
-                    Err(Refusal::Unknown)
-                }
+        if let Some(pending) = state.in_flight.remove(request_id) {
+            state.answered.insert(request_id.to_owned());
+            Ok(AnswerSlot {
+                pending,
+                stats: self.this.clone(),
+            })
+        } else {
+            self.stats.add(Counter::AnswersRefused);
+            if state.answered.set.contains(request_id) {
+                Err(Refusal::AlreadyAnswered)
+            } else {
+                Err(Refusal::Unknown)
             }
         }
     }
@@ -486,7 +483,7 @@ impl Sandbox {
 
     /// `/init/error`: every waiting invocation gets the error, and the runtime is let go
     /// (killed if it does not exit by itself); the next invoke starts a fresh one.
-    pub fn init_error(&self, body: Bytes) {
+    pub fn init_error(&self, body: &Bytes) {
         let (runtime, failed) = {
             let mut state = self.lock();
             (state.runtime.take(), state.drain_assigned())

@@ -91,7 +91,7 @@ impl DylibHandler {
         if let Some(init) = init {
             let mut error = OwnedBuffer::empty();
             // SAFETY: ABI call; the library fills `error` on failure and catches its own panics.
-            let status = unsafe { init(&mut error) };
+            let status = unsafe { init(&raw mut error) };
             let bytes = take(free, error);
             if status != abi::STATUS_OK {
                 return Err(InitError::HandlerInit(ErrorBody::from_handler_bytes(&bytes)));
@@ -129,7 +129,7 @@ impl DylibHandler {
         };
         let mut out = OwnedBuffer::empty();
         // SAFETY: ABI call; every borrowed field outlives the call.
-        let status = unsafe { (self.handler)(&raw, &mut out) };
+        let status = unsafe { (self.handler)(&raw const raw, &raw mut out) };
         let bytes = take(self.free, out);
         if status == abi::STATUS_OK {
             HandlerOutcome::Response(Bytes::from(bytes))

@@ -34,7 +34,7 @@ unsafe impl Sync for HostBridge {}
 impl HostBridge {
     pub fn new(services: Arc<dyn HostServices>) -> Self {
         let services = Box::new(services);
-        let context = (&*services as *const Arc<dyn HostServices>).cast::<c_void>();
+        let context = (&raw const *services).cast::<c_void>();
         let api = Box::new(HostApi {
             context,
             metric,
@@ -48,7 +48,7 @@ impl HostBridge {
 
     /// The pointer to pass to the library's `dd_lambda_attach_host`.
     pub fn api(&self) -> *const HostApi {
-        &*self.api
+        &raw const *self.api
     }
 }
 
@@ -196,7 +196,7 @@ unsafe extern "C" fn trace_headers(
                     visitor,
                     BorrowedBytes::from_slice(name.as_bytes()),
                     BorrowedBytes::from_slice(value.as_bytes()),
-                )
+                );
             };
         }
         abi::HOST_OK
@@ -237,7 +237,7 @@ unsafe fn span_from_raw(raw: &RawSpan) -> Option<Span> {
     let mut span = Span::new(name, TraceId::default(), span_id, raw.parent_id);
     span.resource = unsafe { lossy(raw.resource) };
     if span.resource.is_empty() {
-        span.resource = name.to_owned();
+        name.clone_into(&mut span.resource);
     }
     span.service = unsafe { lossy(raw.service) };
     span.span_type = unsafe { lossy(raw.span_type) };
@@ -398,7 +398,7 @@ mod tests {
                 invoked_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:my-fn".into(),
                 ..Default::default()
             },
-            headers: Default::default(),
+            headers: http::HeaderMap::default(),
             event: Bytes::from_static(b"{}"),
         })
     }
@@ -461,22 +461,22 @@ mod tests {
         };
         // SAFETY (all calls): null pointers are the case under test; others are valid.
         unsafe {
-            assert_eq!((api.metric)(null, &metric), abi::HOST_INVALID_ARGUMENT);
+            assert_eq!((api.metric)(null, &raw const metric), abi::HOST_INVALID_ARGUMENT);
             assert_eq!((api.metric)(api.context, std::ptr::null()), abi::HOST_INVALID_ARGUMENT);
-            assert_eq!((api.trace_context)(null, bytes(b"r"), &mut out), abi::HOST_INVALID_ARGUMENT);
+            assert_eq!((api.trace_context)(null, bytes(b"r"), &raw mut out), abi::HOST_INVALID_ARGUMENT);
             assert_eq!(
                 (api.trace_context)(api.context, bytes(b"r"), std::ptr::null_mut()),
                 abi::HOST_INVALID_ARGUMENT
             );
             assert_eq!(
-                (api.trace_context)(api.context, dangling_length, &mut out),
+                (api.trace_context)(api.context, dangling_length, &raw mut out),
                 abi::HOST_INVALID_ARGUMENT
             );
             assert_eq!(
                 (api.trace_headers)(api.context, bytes(b"r"), 0, None, std::ptr::null_mut()),
                 abi::HOST_INVALID_ARGUMENT
             );
-            assert_eq!((api.finish_span)(null, bytes(b"r"), &span), abi::HOST_INVALID_ARGUMENT);
+            assert_eq!((api.finish_span)(null, bytes(b"r"), &raw const span), abi::HOST_INVALID_ARGUMENT);
             assert_eq!(
                 (api.finish_span)(api.context, bytes(b"r"), std::ptr::null()),
                 abi::HOST_INVALID_ARGUMENT
@@ -488,13 +488,16 @@ mod tests {
         with_null_tags.tags = std::ptr::null();
         with_null_tags.tags_len = 3;
         // SAFETY: a null array with a length is the case under test.
-        assert_eq!(unsafe { (api.metric)(api.context, &with_null_tags) }, abi::HOST_INVALID_ARGUMENT);
+        assert_eq!(
+            unsafe { (api.metric)(api.context, &raw const with_null_tags) },
+            abi::HOST_INVALID_ARGUMENT
+        );
         let mut with_null_meta = raw_span(b"s", &[], &[]);
         with_null_meta.meta = std::ptr::null();
         with_null_meta.meta_len = 2;
         // SAFETY: as above.
         assert_eq!(
-            unsafe { (api.finish_span)(api.context, bytes(b"r"), &with_null_meta) },
+            unsafe { (api.finish_span)(api.context, bytes(b"r"), &raw const with_null_meta) },
             abi::HOST_INVALID_ARGUMENT
         );
     }
@@ -546,7 +549,7 @@ mod tests {
         let trace_context = |request_id: &[u8]| {
             let mut out = RawTraceContext::default();
             // SAFETY: a live bridge, borrowed bytes and a writable output.
-            let status = unsafe { (api.trace_context)(api.context, bytes(request_id), &mut out) };
+            let status = unsafe { (api.trace_context)(api.context, bytes(request_id), &raw mut out) };
             (status, out)
         };
         assert_eq!(trace_context(b"r1").0, abi::HOST_NO_TRACE, "not in flight yet");
@@ -563,15 +566,7 @@ mod tests {
 
         let mut headers: Vec<(String, String)> = Vec::new();
         // SAFETY: a live bridge and a visitor writing into a live vector.
-        let status = unsafe {
-            (api.trace_headers)(
-                api.context,
-                bytes(b"r1"),
-                0,
-                Some(collect),
-                (&mut headers as *mut Vec<(String, String)>).cast(),
-            )
-        };
+        let status = unsafe { (api.trace_headers)(api.context, bytes(b"r1"), 0, Some(collect), (&raw mut headers).cast()) };
         assert_eq!(status, abi::HOST_OK);
         let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
         assert_eq!(header("x-datadog-trace-id"), Some(first.trace_id_low.to_string()));
@@ -635,14 +630,8 @@ mod tests {
         let mut headers: Vec<(String, String)> = Vec::new();
         // SAFETY (all): a live bridge, valid arguments.
         unsafe {
-            assert_eq!((api.trace_context)(api.context, bytes(b"r1"), &mut out), abi::HOST_NO_TRACE);
-            let status = (api.trace_headers)(
-                api.context,
-                bytes(b"r1"),
-                0,
-                Some(collect),
-                (&mut headers as *mut Vec<(String, String)>).cast(),
-            );
+            assert_eq!((api.trace_context)(api.context, bytes(b"r1"), &raw mut out), abi::HOST_NO_TRACE);
+            let status = (api.trace_headers)(api.context, bytes(b"r1"), 0, Some(collect), (&raw mut headers).cast());
             assert_eq!(status, abi::HOST_NO_TRACE);
             assert_eq!(
                 (api.finish_span)(api.context, bytes(b"r1"), &raw_span(b"s", &[], &[])),
@@ -685,14 +674,11 @@ mod tests {
         // SAFETY (all): a live bridge, valid arguments.
         unsafe {
             assert_eq!((api.metric)(api.context, &raw_metric(b"m", 1.0, &[])), abi::HOST_INTERNAL_ERROR);
-            assert_eq!((api.trace_context)(api.context, bytes(b"r"), &mut out), abi::HOST_INTERNAL_ERROR);
-            let status = (api.trace_headers)(
-                api.context,
-                bytes(b"r"),
-                0,
-                Some(collect),
-                (&mut headers as *mut Vec<(String, String)>).cast(),
+            assert_eq!(
+                (api.trace_context)(api.context, bytes(b"r"), &raw mut out),
+                abi::HOST_INTERNAL_ERROR
             );
+            let status = (api.trace_headers)(api.context, bytes(b"r"), 0, Some(collect), (&raw mut headers).cast());
             assert_eq!(status, abi::HOST_INTERNAL_ERROR);
             assert_eq!(
                 (api.finish_span)(api.context, bytes(b"r"), &raw_span(b"s", &[], &[])),

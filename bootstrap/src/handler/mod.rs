@@ -134,11 +134,10 @@ impl InitError {
             InitError::NotALibrary { .. }
             | InitError::NotAnSdkLibrary { .. }
             | InitError::AbiMismatch { .. }
-            | InitError::MissingSymbol { .. } => "Runtime.InvalidEntrypoint",
-            InitError::HandlerInit(_) => "Runtime.InitError",
-            InitError::Exec(_) => "Runtime.InvalidEntrypoint",
-            // The reported body carries its own type; see `to_error_body`.
-            InitError::Reported(_) => "Runtime.InitError",
+            | InitError::MissingSymbol { .. }
+            | InitError::Exec(_) => "Runtime.InvalidEntrypoint",
+            // A reported body carries its own type; see `to_error_body`.
+            InitError::HandlerInit(_) | InitError::Reported(_) => "Runtime.InitError",
         }
     }
 
@@ -148,7 +147,7 @@ impl InitError {
         }
         let mut body = ErrorBody::new(self.error_type(), self.to_string());
         if let InitError::HandlerInit(inner) = self {
-            body.stack_trace = inner.stack_trace.clone();
+            body.stack_trace.clone_from(&inner.stack_trace);
         }
         body
     }

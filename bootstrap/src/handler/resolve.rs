@@ -43,11 +43,16 @@ fn split_library(value: &str) -> Option<(&str, Option<&str>)> {
     if value.contains(char::is_whitespace) {
         return None;
     }
-    if value.ends_with(".so") {
+    if is_shared_library(value) {
         return Some((value, None));
     }
     let (file, name) = value.rsplit_once(':')?;
-    (file.ends_with(".so") && !name.is_empty()).then_some((file, Some(name)))
+    (is_shared_library(file) && !name.is_empty()).then_some((file, Some(name)))
+}
+
+/// A `.so` file name (lowercase, as the linker names them).
+fn is_shared_library(file: &str) -> bool {
+    std::path::Path::new(file).extension().is_some_and(|e| e == "so")
 }
 
 #[cfg(test)]

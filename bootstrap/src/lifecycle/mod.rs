@@ -131,15 +131,14 @@ impl Lifecycle {
                 Ok(context) => context,
                 Err(err) => {
                     let invocation_id = next.headers.get(header_names::INVOCATION_ID).and_then(|v| v.to_str().ok());
-                    match err.request_id() {
-                        Some(request_id) => {
-                            tracing::error!(request_id, error = %err, "cannot serve this invocation; reporting it as an error");
-                            let body = ErrorBody::new(err.error_type(), err.to_string());
-                            if let Err(post) = self.client.error(request_id, invocation_id, &body).await {
-                                tracing::error!(request_id, error = %post, "the Runtime API refused the invocation error");
-                            }
+                    if let Some(request_id) = err.request_id() {
+                        tracing::error!(request_id, error = %err, "cannot serve this invocation; reporting it as an error");
+                        let body = ErrorBody::new(err.error_type(), err.to_string());
+                        if let Err(post) = self.client.error(request_id, invocation_id, &body).await {
+                            tracing::error!(request_id, error = %post, "the Runtime API refused the invocation error");
                         }
-                        None => tracing::error!(error = %err, "cannot serve a /next answer"),
+                    } else {
+                        tracing::error!(error = %err, "cannot serve a /next answer");
                     }
                     continue;
                 }

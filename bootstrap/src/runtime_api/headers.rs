@@ -72,7 +72,9 @@ impl InvocationContext {
     /// A missing deadline is taken as "no deadline known" (0) rather than an error, since some
     /// emulators omit it; a deadline that is present but not a number is an error.
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, HeaderError> {
-        use header_names::*;
+        use header_names::{
+            CLIENT_CONTEXT, COGNITO_IDENTITY, DEADLINE_MS, INVOCATION_ID, INVOKED_FUNCTION_ARN, REQUEST_ID, TENANT_ID, TRACE_ID,
+        };
         let request_id = match text(headers, REQUEST_ID) {
             Ok(Some(id)) if !id.trim().is_empty() => id,
             _ => return Err(HeaderError::MissingRequestId),

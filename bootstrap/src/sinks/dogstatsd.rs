@@ -2,6 +2,7 @@
 //! Extension is present: one datagram per point, `<name>:<value>|d[|#tags][|T<seconds>]`,
 //! tags normalised (anything but word characters, `-`, `:`, `/`, `.` becomes `_`).
 //! Sends never block and never fail the caller: a full socket buffer drops the point (counted).
+use std::fmt::Write as _;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -23,7 +24,7 @@ pub fn format_line(point: &MetricPoint, with_timestamp: bool) -> String {
         line.push_str(&tags.join(","));
     }
     if with_timestamp {
-        line.push_str(&format!("|T{}", point.timestamp));
+        let _ = write!(line, "|T{}", point.timestamp);
     }
     line
 }

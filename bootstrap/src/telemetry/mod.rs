@@ -51,9 +51,9 @@ impl Telemetry {
     /// Starts the DogStatsD listener for handlers and exec children (`127.0.0.1:DD_DOGSTATSD_PORT`)
     /// unless the Datadog Extension owns that port. A bind failure is logged and the function
     /// keeps serving without it.
-    pub async fn start_dogstatsd(&self) {
+    pub fn start_dogstatsd(&self) {
         let addr = self.metrics.config().dogstatsd_addr();
-        match self.metrics.start_dogstatsd(addr).await {
+        match self.metrics.start_dogstatsd(addr) {
             Ok(Some(bound)) => tracing::debug!(%bound, "DogStatsD listener started"),
             Ok(None) => {}
             // Most often the Datadog Extension (or another function's bootstrap, locally) owns it.

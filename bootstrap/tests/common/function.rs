@@ -15,9 +15,8 @@ pub const MEMORY_MB: &str = "512";
 
 /// `libhandlers_example.so`, built by the test command (`cargo build --workspace --all-targets`).
 pub fn example_dylib() -> PathBuf {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")));
+    let target =
+        std::env::var("CARGO_TARGET_DIR").map_or_else(|_| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")), PathBuf::from);
     let dylib = target.join("debug/libhandlers_example.so");
     assert!(
         dylib.exists(),
@@ -45,9 +44,9 @@ impl Function {
         let dogstatsd_port = free_udp_port();
         let mut args: Vec<String> = ["--function-name", FUNCTION, "--memory", MEMORY_MB]
             .iter()
-            .map(|s| s.to_string())
+            .map(std::string::ToString::to_string)
             .collect();
-        args.extend(flags.iter().map(|s| s.to_string()));
+        args.extend(flags.iter().map(std::string::ToString::to_string));
         let handler = format!("{}:{handler}", example_dylib().display());
         let port = dogstatsd_port.to_string();
         let mut all_env = vec![("_HANDLER", handler.as_str()), ("DD_DOGSTATSD_PORT", port.as_str())];
@@ -61,9 +60,10 @@ impl Function {
         // The bootstrap binds its DogStatsD port before it registers its internal extension, so
         // once the emulator saw the registration, datagrams sent here are heard.
         if let Err(stderr) = emulator.stderr.wait_for("extension registered", Duration::from_secs(20)) {
-            if !env.iter().any(|(k, _)| *k == "HANDLERS_EXAMPLE_INIT") {
-                panic!("the bootstrap never registered its extension; stderr:\n{stderr}");
-            }
+            assert!(
+                env.iter().any(|(k, _)| *k == "HANDLERS_EXAMPLE_INIT"),
+                "the bootstrap never registered its extension; stderr:\n{stderr}"
+            );
         }
         Self { emulator, dogstatsd_port }
     }

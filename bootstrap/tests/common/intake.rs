@@ -83,7 +83,7 @@ impl Intake {
                         let (store, log, mut released) = (Arc::clone(&store), log.clone(), released.clone());
                         async move {
                             let (parts, body) = req.into_parts();
-                            let raw = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                            let raw = body.collect().await.map(http_body_util::Collected::to_bytes).unwrap_or_default();
                             let mut text = String::new();
                             let decoded = flate2::read::ZlibDecoder::new(&raw[..]).read_to_string(&mut text);
                             let body = match decoded {

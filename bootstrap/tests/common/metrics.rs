@@ -73,7 +73,7 @@ pub fn report(request_id: &str, cold_start: bool, outcome: HandlerOutcome) -> Ar
                 deadline_ms: 0,
                 ..Default::default()
             },
-            headers: Default::default(),
+            headers: http::HeaderMap::default(),
             event: Bytes::from_static(b"{\"msg\":\"hi\"}"),
         }),
         cold_start,

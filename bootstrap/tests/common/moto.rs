@@ -22,9 +22,8 @@ impl Drop for Moto {
 }
 
 pub fn moto() -> Moto {
-    let venv = std::env::var("DD_TEST_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv")));
+    let venv =
+        std::env::var("DD_TEST_VENV").map_or_else(|_| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv")), PathBuf::from);
     let server = venv.join("bin/moto_server");
     assert!(
         server.exists(),

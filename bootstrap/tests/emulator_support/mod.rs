@@ -39,7 +39,7 @@ impl Collected {
         std::thread::spawn(move || {
             let mut reader = BufReader::new(stream);
             let mut line = Vec::new();
-            while reader.read_until(b'\n', &mut line).map(|n| n > 0).unwrap_or(false) {
+            while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
                 let (output, ready) = &*sink.0;
                 let mut output = output.lock().unwrap();
                 output.text.push_str(&String::from_utf8_lossy(&line));

@@ -18,10 +18,10 @@ pub fn bootstrap_binary() -> &'static str {
 /// The directory cargo put the workspace's artifacts in (`target/debug`, or under
 /// `CARGO_TARGET_DIR`): the one holding the `bootstrap` binary under test.
 pub fn artifacts_dir() -> PathBuf {
-    Path::new(bootstrap_binary())
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug"))
+    Path::new(bootstrap_binary()).parent().map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug"),
+        Path::to_path_buf,
+    )
 }
 
 /// `libhandlers_example.so`, which `cargo test -p bootstrap` alone does not build.

@@ -39,9 +39,10 @@ pub fn handler(name: &str) -> String {
 
 /// The shared fixtures: `../shared/fixtures` beside the clone (`SHARED_FIXTURES` overrides).
 pub fn shared_fixtures() -> PathBuf {
-    let dir = std::env::var_os("SHARED_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"));
+    let dir = std::env::var_os("SHARED_FIXTURES").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"),
+        PathBuf::from,
+    );
     assert!(
         dir.join("events-expected.json").exists(),
         "the shared fixtures are not at {} (set SHARED_FIXTURES)",

@@ -10,7 +10,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// A bound on every wait, so a broken peer fails its test instead of hanging it.
-const PATIENCE: Duration = Duration::from_secs(60);
+const PATIENCE: Duration = Duration::from_mins(1);
 
 /// The directory holding this package's binaries, and the workspace's other artifacts.
 pub fn artifacts_dir() -> PathBuf {
@@ -41,7 +41,7 @@ impl Output {
         std::thread::spawn(move || {
             let mut reader = BufReader::new(stream);
             let mut line = String::new();
-            while reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
                 sink.0 .0.lock().unwrap().push_str(&line);
                 sink.0 .1.notify_all();
                 line.clear();
@@ -128,12 +128,11 @@ impl Emulator {
             stderr,
         };
         let text = emulator.stderr.wait_for("listening on ");
-        emulator.address = text
-            .split("listening on ")
+        text.split("listening on ")
             .nth(1)
             .and_then(|rest| rest.split_whitespace().next())
             .expect("an address follows `listening on`")
-            .to_owned();
+            .clone_into(&mut emulator.address);
         emulator
     }
 

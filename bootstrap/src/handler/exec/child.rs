@@ -134,12 +134,11 @@ impl RunningChild {
         if !self.exited {
             self.signal_group(libc::SIGTERM);
         }
-        let status = match tokio::time::timeout(grace, self.wait_exit()).await {
-            Ok(status) => status,
-            Err(_) => {
-                self.signal_group(libc::SIGKILL);
-                self.wait_exit().await
-            }
+        let status = if let Ok(status) = tokio::time::timeout(grace, self.wait_exit()).await {
+            status
+        } else {
+            self.signal_group(libc::SIGKILL);
+            self.wait_exit().await
         };
         self.drain().await;
         status
@@ -178,7 +177,7 @@ fn close_inherited_fds_on_exec(keep: Option<libc::c_int>) {
     if !done {
         // Kernels before 5.11 lack CLOSE_RANGE_CLOEXEC: walk the descriptor table instead.
         let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) } == 0 {
             limit.rlim_cur.min(65_536) as libc::c_int
         } else {
             1024

@@ -90,7 +90,7 @@ struct Pending {
 
 impl Dispatcher {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The current child generation (stamped on each accepted proxy connection).
@@ -244,7 +244,7 @@ impl Dispatcher {
 fn fail_where(state: &mut State, which: impl Fn(&Pending) -> bool, error: &impl Fn(&str) -> ErrorBody) -> usize {
     let finished = Timestamp::now();
     let mut failed = 0;
-    for (request_id, pending) in state.in_flight.iter_mut() {
+    for (request_id, pending) in &mut state.in_flight {
         if !which(pending) {
             continue;
         }

@@ -160,7 +160,7 @@ impl ExecHandler {
     pub async fn wait_ready(&self) -> Option<InitReport> {
         let mut status = self.status.clone();
         let _ = status.wait_for(|s| *s != ChildStatus::Starting).await;
-        self.restarts.lock().unwrap_or_else(|p| p.into_inner()).take()
+        self.restarts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
     }
 
     /// Kills the child (e.g. after an invocation timed out: Lambda resets the runtime); the

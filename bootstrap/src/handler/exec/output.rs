@@ -77,6 +77,7 @@ impl OutputConfig {
     }
 
     /// Starts the child with `env` added to the bootstrap's environment.
+    #[must_use]
     pub fn with_child_env(mut self, env: Vec<(String, String)>) -> Self {
         self.child_env = Arc::new(env);
         self
@@ -87,13 +88,14 @@ impl OutputConfig {
     }
 
     /// Passes every line through `rewriter` before it is written.
+    #[must_use]
     pub fn with_rewriter(mut self, rewriter: Arc<dyn LineRewriter>) -> Self {
         self.rewriter = Some(rewriter);
         self
     }
 
     fn write(&self, stream: OutputStream, bytes: &[u8]) {
-        let mut destinations = self.destinations.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut destinations = self.destinations.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let target = match stream {
             OutputStream::Stdout => &mut destinations.stdout,
             OutputStream::Stderr => &mut destinations.stderr,
@@ -158,7 +160,7 @@ impl LineCopier {
             match pipe.read(&mut chunk) {
                 Ok(0) => break,
                 Ok(n) => self.push(&chunk[..n]),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => break,
             }
         }

@@ -160,7 +160,7 @@ impl Routes {
         };
         let mut response = Response::new(full(invocation.event.clone()));
         let headers = response.headers_mut();
-        for (name, value) in invocation.headers.iter() {
+        for (name, value) in &invocation.headers {
             if !is_framing(name) {
                 headers.append(name, value.clone());
             }
@@ -252,7 +252,7 @@ impl Routes {
         let body: Body = body
             .map_frame(move |frame| {
                 if let Some(found) = frame.trailers_ref() {
-                    *seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(found.clone());
+                    *seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(found.clone());
                 }
                 frame
             })
@@ -260,7 +260,7 @@ impl Routes {
             .boxed();
         let result = self.upstream.send(parts.method, path, forwarded(&parts.headers), body).await;
         let finished = Timestamp::now();
-        let trailers = trailers.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let trailers = trailers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         let (error_type, error) = stream_error(trailers.as_ref());
         match result {
             Ok(upstream) => {
@@ -338,7 +338,7 @@ fn is_hop_by_hop(name: &header::HeaderName) -> bool {
 /// The child's request headers as sent upstream: all but the hop's own.
 fn forwarded(headers: &HeaderMap) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers.iter() {
+    for (name, value) in headers {
         if !is_hop_by_hop(name) {
             out.append(name, value.clone());
         }

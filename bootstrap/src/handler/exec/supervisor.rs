@@ -240,6 +240,6 @@ impl Supervisor {
             initialization_type: self.initialization_type.clone(),
             error,
         };
-        *self.restarts.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
+        *self.restarts.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(report);
     }
 }

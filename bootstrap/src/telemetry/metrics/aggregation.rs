@@ -133,7 +133,7 @@ mod tests {
     use super::*;
 
     fn point(name: &str, v: f64, ts: i64, tags: &[&str]) -> MetricPoint {
-        MetricPoint::new(name, v, ts, tags.iter().map(|t| t.to_string()).collect())
+        MetricPoint::new(name, v, ts, tags.iter().map(std::string::ToString::to_string).collect())
     }
 
     #[test]

@@ -272,7 +272,8 @@ impl Drainer {
 impl DogStatsDServer {
     /// Binds `addr` and forwards accepted points to `points` (a bounded channel: when the flush
     /// falls behind, new points are dropped and counted in `buffer_full`).
-    pub async fn start(addr: SocketAddr, points: mpsc::Sender<MetricPoint>) -> Result<Self, BindError> {
+    /// Call it inside the tokio runtime: the socket is registered with it.
+    pub fn start(addr: SocketAddr, points: mpsc::Sender<MetricPoint>) -> Result<Self, BindError> {
         let bind_error = |source| BindError { addr, source };
         let std_socket = std::net::UdpSocket::bind(addr).map_err(bind_error)?;
         std_socket.set_nonblocking(true).map_err(bind_error)?;
@@ -392,7 +393,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_drain_reads_every_datagram_already_sent() {
         let (tx, mut rx) = mpsc::channel(16);
-        let server = DogStatsDServer::start("127.0.0.1:0".parse().unwrap(), tx).await.unwrap();
+        let server = DogStatsDServer::start("127.0.0.1:0".parse().unwrap(), tx).unwrap();
         let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         client.send_to(b"sent.before.flush:1|d", server.local_addr).unwrap();
         client.send_to(b"and.another:2|c", server.local_addr).unwrap();
@@ -405,7 +406,7 @@ mod tests {
     #[tokio::test]
     async fn server_receives_over_udp_and_reports_a_taken_port() {
         let (tx, mut rx) = mpsc::channel(16);
-        let server = DogStatsDServer::start("127.0.0.1:0".parse().unwrap(), tx).await.unwrap();
+        let server = DogStatsDServer::start("127.0.0.1:0".parse().unwrap(), tx).unwrap();
         let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         client.send_to(b"x:1|d|#a:b\ny:2|g", server.local_addr).unwrap();
         client.send_to(&vec![b'z'; MAX_DATAGRAM_BYTES + 100], server.local_addr).unwrap();
@@ -428,7 +429,7 @@ mod tests {
         assert_eq!(server.stats.bad_datagram.load(Ordering::Relaxed), 1);
 
         let (tx2, _rx2) = mpsc::channel(1);
-        let err = DogStatsDServer::start(server.local_addr, tx2).await.err().unwrap();
+        let err = DogStatsDServer::start(server.local_addr, tx2).err().unwrap();
         assert!(err.to_string().contains("Datadog Extension"), "{err}");
     }
 }

@@ -83,7 +83,12 @@ pub enum EnhancedMetric {
 impl EnhancedMetric {
     /// The full Datadog metric name.
     pub fn name(self) -> &'static str {
-        use EnhancedMetric::*;
+        use EnhancedMetric::{
+            BatchItemFailures, BilledDuration, CpuMaxUtilization, CpuMinUtilization, CpuSystemTime, CpuTotalTime, CpuTotalUtilization,
+            CpuTotalUtilizationPct, CpuUserTime, Duration, Errors, EstimatedCost, FdMax, FdUse, InitDuration, Invocations, MaxMemoryUsed,
+            MemorySize, NumCores, OutOfMemory, PostRuntimeDuration, ProducedBytes, ResponseLatency, RuntimeDuration, RxBytes, ThreadsMax,
+            ThreadsUse, Timeouts, TmpFree, TmpMax, TmpUsed, TotalNetwork, TxBytes,
+        };
         match self {
             Invocations => "aws.lambda.enhanced.invocations",
             Errors => "aws.lambda.enhanced.errors",
@@ -124,7 +129,12 @@ impl EnhancedMetric {
     /// The routing table of this module's documentation: whether the bootstrap sends this
     /// metric in `transport` (given why, for the two metrics whose emitter depends on it).
     pub fn sent_by_bootstrap(self, transport: Transport, reason: Reason) -> bool {
-        use EnhancedMetric::*;
+        use EnhancedMetric::{
+            BatchItemFailures, BilledDuration, CpuMaxUtilization, CpuMinUtilization, CpuSystemTime, CpuTotalTime, CpuTotalUtilization,
+            CpuTotalUtilizationPct, CpuUserTime, Duration, Errors, EstimatedCost, FdMax, FdUse, InitDuration, Invocations, MaxMemoryUsed,
+            MemorySize, NumCores, OutOfMemory, PostRuntimeDuration, ProducedBytes, ResponseLatency, RuntimeDuration, RxBytes, ThreadsMax,
+            ThreadsUse, Timeouts, TmpFree, TmpMax, TmpUsed, TotalNetwork, TxBytes,
+        };
         let extension = transport == Transport::Extension;
         match self {
             BatchItemFailures | ResponseLatency => true,
@@ -288,7 +298,7 @@ fn is_http_trigger(event: &[u8]) -> bool {
         elb: Option<serde_json::Value>,
     }
     let truthy = |v: &Option<serde_json::Value>| match v {
-        None | Some(serde_json::Value::Null) | Some(serde_json::Value::Bool(false)) => false,
+        None | Some(serde_json::Value::Null | serde_json::Value::Bool(false)) => false,
         Some(serde_json::Value::String(s)) => !s.is_empty(),
         Some(serde_json::Value::Object(o)) => !o.is_empty(),
         Some(_) => true,
@@ -313,6 +323,13 @@ struct ResponseProbe {
 
 impl ResponseProbe {
     fn read(body: &[u8]) -> Self {
+        #[derive(serde::Deserialize)]
+        struct Response {
+            #[serde(rename = "statusCode")]
+            status_code: Option<serde_json::Value>,
+            #[serde(rename = "batchItemFailures")]
+            batch_item_failures: Option<serde_json::Value>,
+        }
         let trimmed = body.trim_ascii();
         if trimmed.is_empty() || trimmed == b"null" {
             return Self {
@@ -322,13 +339,6 @@ impl ResponseProbe {
         }
         if !trimmed.starts_with(b"{") {
             return Self::default();
-        }
-        #[derive(serde::Deserialize)]
-        struct Response {
-            #[serde(rename = "statusCode")]
-            status_code: Option<serde_json::Value>,
-            #[serde(rename = "batchItemFailures")]
-            batch_item_failures: Option<serde_json::Value>,
         }
         let Ok(response) = serde_json::from_slice::<Response>(trimmed) else {
             return Self::default();
@@ -352,7 +362,7 @@ impl ResponseProbe {
 /// The metrics of one answered invocation that come from the lifecycle's own clock and the
 /// handler's outcome (the `/proc` ones come from [`super::usage`]).
 pub fn invocation_metrics(report: &InvocationReport, facts: &OutcomeFacts) -> Vec<Measured> {
-    use EnhancedMetric::*;
+    use EnhancedMetric::{BatchItemFailures, Errors, Invocations, OutOfMemory, ProducedBytes, ResponseLatency, RuntimeDuration, Timeouts};
     let mut out = vec![Measured::new(Invocations, 1)];
     if facts.handler_error {
         out.push(Measured::new(Errors, 1));
@@ -388,14 +398,14 @@ pub fn post_runtime_metrics(
     memory_mb: u32,
     max_memory_bytes: u64,
 ) -> Vec<Measured> {
-    use EnhancedMetric::*;
+    use EnhancedMetric::{BilledDuration, Duration, EstimatedCost, MaxMemoryUsed, MemorySize, PostRuntimeDuration};
     let billed_ms = (total.as_nanos().div_ceil(1_000_000)) as u64;
     vec![
         Measured::new(PostRuntimeDuration, millis(total.saturating_sub(runtime))),
         Measured::new(Duration, total.as_secs_f64()),
         Measured::new(BilledDuration, billed_ms as f64 / 1000.0),
         Measured::new(MaxMemoryUsed, (max_memory_bytes / (1024 * 1024)) as i64),
-        Measured::new(MemorySize, memory_mb as i64),
+        Measured::new(MemorySize, i64::from(memory_mb)),
         Measured::new(EstimatedCost, estimated_cost(billed_ms, memory_mb, std::env::consts::ARCH)),
     ]
 }
@@ -407,7 +417,7 @@ pub fn estimated_cost(billed_ms: u64, memory_mb: u32, arch: &str) -> f64 {
     } else {
         PRICE_PER_GB_SECOND_X86_64
     };
-    let gb_seconds = (billed_ms as f64 / 1000.0) * (memory_mb as f64 / 1024.0);
+    let gb_seconds = (billed_ms as f64 / 1000.0) * (f64::from(memory_mb) / 1024.0);
     ((PRICE_PER_REQUEST + gb_seconds * price) * 1e12).round() / 1e12
 }
 
@@ -460,7 +470,7 @@ mod tests {
                     invoked_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:my-fn".into(),
                     ..Default::default()
                 },
-                headers: Default::default(),
+                headers: http::HeaderMap::default(),
                 event: Bytes::from(event.to_owned()),
             }),
             cold_start: false,
@@ -543,6 +553,7 @@ mod tests {
 
     #[test]
     fn oom_evidence_and_who_sees_it() {
+        use Transport::{DatadogApi, Extension, Forwarder};
         assert_eq!(oom_evidence("MemoryError"), Some(Reason::OomSeenByForwarder));
         assert_eq!(
             oom_evidence("Runtime exited with error: signal: killed"),
@@ -558,7 +569,6 @@ mod tests {
         assert_eq!(outcome_facts(&r).oom, Some(Reason::OomSeenByNoOne));
         let r = report("{}", HandlerOutcome::Error(ErrorBody::new("Runtime.OutOfMemory", "x")));
         assert_eq!(outcome_facts(&r).oom, Some(Reason::OomSeenByExtension));
-        use Transport::*;
         let oom = EnhancedMetric::OutOfMemory;
         assert!(oom.sent_by_bootstrap(Forwarder, Reason::OomSeenByNoOne) && oom.sent_by_bootstrap(Extension, Reason::OomSeenByNoOne));
         assert!(

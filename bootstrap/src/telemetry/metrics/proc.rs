@@ -381,7 +381,7 @@ fn statfs_usage(path: &Path) -> Option<(u64, u64)> {
     let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
     // SAFETY: `c_path` is a valid NUL-terminated string and `stat` a properly sized out-param.
     let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::statfs(c_path.as_ptr(), &mut stat) };
+    let rc = unsafe { libc::statfs(c_path.as_ptr(), &raw mut stat) };
     if rc != 0 {
         return None;
     }

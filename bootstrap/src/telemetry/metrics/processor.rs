@@ -214,12 +214,12 @@ impl MetricsProcessor {
     /// Starts the DogStatsD server for exec children on `addr` (127.0.0.1:8125 in production).
     /// Not started with the Extension, which owns that port; a bind failure is returned for the
     /// caller to log, and the function keeps serving.
-    pub async fn start_dogstatsd(&self, addr: SocketAddr) -> Result<Option<SocketAddr>, BindError> {
+    pub fn start_dogstatsd(&self, addr: SocketAddr) -> Result<Option<SocketAddr>, BindError> {
         if self.config.transport == Transport::Extension {
             return Ok(None);
         }
         let (tx, rx) = mpsc::channel(DOGSTATSD_QUEUE);
-        let server = DogStatsDServer::start(addr, tx).await?;
+        let server = DogStatsDServer::start(addr, tx)?;
         let local = server.local_addr;
         if let Ok(mut slot) = self.dogstatsd_drainer.lock() {
             *slot = Some(server.drainer());
@@ -250,7 +250,7 @@ impl MetricsProcessor {
 
     /// The custom points of this flush: `lambda_metric` calls and every DogStatsD datagram
     /// received so far (the server first reads what waits in its socket).
-    async fn collect_custom(&self) -> Vec<MetricPoint> {
+    fn collect_custom(&self) -> Vec<MetricPoint> {
         let drainer = self.dogstatsd_drainer.lock().ok().and_then(|d| d.clone());
         if let Some(drainer) = drainer {
             drainer.drain();
@@ -335,15 +335,11 @@ impl MetricsProcessor {
         let tags = enhanced_tags(&self.statics, Some(arn.as_str()), report.cold_start);
         let facts = enhanced::outcome_facts(report);
         let mut measured = enhanced::invocation_metrics(report, &facts);
-        let already_flushed = self
-            .state
-            .lock()
-            .map(|mut s| {
-                s.timeout_flushed
-                    .take()
-                    .is_some_and(|id| id == report.invocation.context.request_id)
-            })
-            .unwrap_or(false);
+        let already_flushed = self.state.lock().is_ok_and(|mut s| {
+            s.timeout_flushed
+                .take()
+                .is_some_and(|id| id == report.invocation.context.request_id)
+        });
         if already_flushed {
             measured.retain(|m| m.metric != enhanced::EnhancedMetric::Invocations);
         }
@@ -466,14 +462,14 @@ impl MetricsProcessor {
         match event {
             LifecycleEvent::Init(init) => {
                 let points = self.on_init(init);
-                let custom = self.collect_custom().await;
+                let custom = self.collect_custom();
                 self.flush(points, custom).await;
             }
             LifecycleEvent::Invocation(report) => {
                 let mut points = self.state.lock().map(|mut s| self.pending_post_runtime(&mut s)).unwrap_or_default();
                 let (invocation_points, tags) = self.on_invocation(report);
                 points.extend(invocation_points);
-                let custom = self.collect_custom().await;
+                let custom = self.collect_custom();
                 self.flush(points, custom).await;
                 if let Ok(mut state) = self.state.lock() {
                     state.pending = Some(PendingInvocation {
@@ -504,12 +500,12 @@ impl MetricsProcessor {
                 if let Ok(mut state) = self.state.lock() {
                     state.timeout_flushed = Some(invocation.context.request_id.clone());
                 }
-                let custom = self.collect_custom().await;
+                let custom = self.collect_custom();
                 self.flush(points, custom).await;
             }
             LifecycleEvent::Shutdown { .. } => {
                 let points = self.state.lock().map(|mut s| self.pending_post_runtime(&mut s)).unwrap_or_default();
-                let custom = self.collect_custom().await;
+                let custom = self.collect_custom();
                 self.flush(points, custom).await;
             }
         }

@@ -200,6 +200,10 @@ impl UsageMonitor {
     /// Every `/proc` metric of the window since the last one (or [`UsageMonitor::mark_baseline`]),
     /// and the start of the next window.
     pub fn window_metrics(&self) -> Vec<Measured> {
+        use EnhancedMetric::{
+            CpuMaxUtilization, CpuMinUtilization, CpuSystemTime, CpuTotalTime, CpuTotalUtilization, CpuTotalUtilizationPct, CpuUserTime,
+            FdMax, FdUse, NumCores, RxBytes, ThreadsMax, ThreadsUse, TmpFree, TmpMax, TmpUsed, TotalNetwork, TxBytes,
+        };
         let after = match self.files.lock() {
             Ok(mut files) => Self::counters(&mut files),
             Err(_) => Counters::default(),
@@ -216,9 +220,8 @@ impl UsageMonitor {
                 value,
                 reason: Reason::Plain,
                 extra_tags: Vec::new(),
-            })
+            });
         };
-        use EnhancedMetric::*;
         if let (Some(before_cpu), Some(after_cpu)) = (&before.cpu, &after.cpu) {
             let ms_per_tick = 1000.0 / clock_ticks_per_second();
             let user = (after_cpu.user - before_cpu.user).max(0.0) * ms_per_tick;
@@ -230,10 +233,10 @@ impl UsageMonitor {
             push(NumCores, MetricValue::Integer(cores as i64));
             if let (Some(up_before), Some(up_after)) = (before.uptime, after.uptime) {
                 if let Some(u) = utilization(before_cpu, after_cpu, up_after - up_before) {
-                    push(CpuTotalUtilizationPct, MetricValue::Float(u.total_pct));
-                    push(CpuTotalUtilization, MetricValue::Float(u.total_pct / 100.0 * cores as f64));
-                    push(CpuMaxUtilization, MetricValue::Float(u.max_pct));
-                    push(CpuMinUtilization, MetricValue::Float(u.min_pct));
+                    push(CpuTotalUtilizationPct, MetricValue::Float(u.total));
+                    push(CpuTotalUtilization, MetricValue::Float(u.total / 100.0 * cores as f64));
+                    push(CpuMaxUtilization, MetricValue::Float(u.max));
+                    push(CpuMinUtilization, MetricValue::Float(u.min));
                 }
             }
         }
@@ -263,7 +266,7 @@ impl UsageMonitor {
 fn boot_clock_seconds() -> Option<f64> {
     let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: clock_gettime writes one timespec into `now`.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut now) };
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &raw mut now) };
     (rc == 0).then(|| now.tv_sec as f64 + now.tv_nsec as f64 / 1e9)
 }
 
@@ -271,16 +274,17 @@ fn boot_clock_seconds() -> Option<f64> {
 fn own_peak_rss_bytes() -> u64 {
     // SAFETY: getrusage fills one rusage struct.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &raw mut usage) } != 0 {
         return 0;
     }
     (usage.ru_maxrss.max(0) as u64) * 1024
 }
 
+/// CPU utilization in percent.
 struct Utilization {
-    total_pct: f64,
-    max_pct: f64,
-    min_pct: f64,
+    total: f64,
+    max: f64,
+    min: f64,
 }
 
 /// The Extension's formulas: total `(uptime × cores − Δidle) / (uptime × cores)`, per core
@@ -301,9 +305,9 @@ fn utilization(before: &CpuStat, after: &CpuStat, uptime_seconds: f64) -> Option
         .map(|(b, a)| ((uptime_seconds - (a - b).max(0.0) / ticks) / uptime_seconds * 100.0).clamp(0.0, 100.0))
         .collect();
     Some(Utilization {
-        total_pct,
-        max_pct: per_core.iter().copied().fold(0.0, f64::max),
-        min_pct: per_core.iter().copied().fold(100.0, f64::min),
+        total: total_pct,
+        max: per_core.iter().copied().fold(0.0, f64::max),
+        min: per_core.iter().copied().fold(100.0, f64::min),
     })
 }
 
@@ -326,9 +330,9 @@ mod tests {
             ..Default::default()
         };
         let u = utilization(&before, &after, 1.0).unwrap();
-        assert!((u.total_pct - 50.0).abs() < 1e-9);
-        assert!((u.max_pct - 75.0).abs() < 1e-9);
-        assert!((u.min_pct - 25.0).abs() < 1e-9);
+        assert!((u.total - 50.0).abs() < 1e-9);
+        assert!((u.max - 75.0).abs() < 1e-9);
+        assert!((u.min - 25.0).abs() < 1e-9);
         assert!(utilization(&before, &after, 0.0).is_none());
     }
 

@@ -97,7 +97,7 @@ pub fn finish_late(chunk: Vec<Span>, target: &Candidate, default_service: &str) 
         .into_iter()
         .map(|mut span| {
             if span.service.is_empty() {
-                span.service = default_service.to_owned();
+                default_service.clone_into(&mut span.service);
             }
             if let Some(tid) = &tid {
                 span.meta.insert("_dd.p.tid".to_owned(), tid.clone());

@@ -37,6 +37,7 @@ impl FunctionInfo {
     }
 
     /// Adds the configured handler value (`crate::config::Config::handler`).
+    #[must_use]
     pub fn with_handler(mut self, handler: Option<String>) -> Self {
         self.handler = handler;
         self
@@ -48,7 +49,7 @@ impl FunctionInfo {
         let first = self.handler.as_deref().and_then(|h| h.split_whitespace().next());
         match first {
             Some(value) => match value.rsplit_once(':') {
-                Some((file, _)) if file.ends_with(".so") => file.to_owned(),
+                Some((file, _)) if std::path::Path::new(file).extension().is_some_and(|e| e == "so") => file.to_owned(),
                 _ => value.to_owned(),
             },
             None => self.display_name().to_owned(),
@@ -56,6 +57,7 @@ impl FunctionInfo {
     }
 
     /// Adds the init window of the process (from the lifecycle's `InitReport`).
+    #[must_use]
     pub fn with_init(mut self, init: &crate::lifecycle::InitReport) -> Self {
         self.init_window_ns = Some((init.started.epoch_ns(), init.finished.epoch_ns()));
         self
@@ -99,8 +101,8 @@ pub struct FunctionSpanStart<'a> {
 
 pub fn start_function_span(start: &FunctionSpanStart<'_>, function: &FunctionInfo, config: &TraceConfig) -> Span {
     let mut span = Span::new("aws.lambda", start.trace_id, start.span_id, start.parent_id);
-    span.span_type = "serverless".to_owned();
-    span.resource = function.display_name().to_owned();
+    "serverless".clone_into(&mut span.span_type);
+    function.display_name().clone_into(&mut span.resource);
     span.service = function.service(config);
     span.start_ns = start.start_ns;
     for (key, value) in &config.tags {
@@ -158,9 +160,9 @@ pub fn mark_status(span: &mut Span, status_code: &str) {
 /// later than the function span's start.
 pub fn cold_start_span(function_span: &Span, function: &FunctionInfo, init_start_ns: i64, init_end_ns: i64) -> Span {
     let mut span = Span::new("aws.lambda.load", function_span.trace_id, random_id(), function_span.span_id);
-    span.service = "aws.lambda".to_owned();
-    span.resource = function.display_name().to_owned();
-    span.span_type = "aws.lambda.load".to_owned();
+    "aws.lambda".clone_into(&mut span.service);
+    function.display_name().clone_into(&mut span.resource);
+    "aws.lambda.load".clone_into(&mut span.span_type);
     span.start_ns = init_start_ns;
     span.finish_at(init_end_ns.min(function_span.start_ns));
     span.set_meta("resource_names", function.display_name());
@@ -175,9 +177,9 @@ pub fn cold_start_span(function_span: &Span, function: &FunctionInfo, init_start
 pub fn init_error_span(function: &FunctionInfo, config: &TraceConfig, error: &ErrorBody, start_ns: i64, end_ns: i64) -> Span {
     let epoch_seconds = u64::try_from(start_ns / 1_000_000_000).unwrap_or(0);
     let mut span = Span::new("aws.lambda", TraceId::generate(epoch_seconds), random_id(), 0);
-    span.service = "aws.lambda".to_owned();
+    "aws.lambda".clone_into(&mut span.service);
     span.resource = function.handler_resource();
-    span.span_type = "serverless".to_owned();
+    "serverless".clone_into(&mut span.span_type);
     span.start_ns = start_ns;
     span.finish_at(end_ns.max(start_ns));
     for (key, value) in &config.tags {

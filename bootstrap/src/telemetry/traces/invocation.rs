@@ -3,6 +3,7 @@
 //! [`InvocationTrace::finish`] after the answer (every span, finished).
 use std::collections::HashSet;
 
+use base64::Engine as _;
 use serde_json::Value;
 
 use super::config::TraceConfig;
@@ -44,8 +45,7 @@ impl<'a> InvocationResult<'a> {
         }
         match outcome {
             HandlerOutcome::Response(body) => InvocationResult::Response(body),
-            HandlerOutcome::Error(error) => InvocationResult::Error(error),
-            HandlerOutcome::Answered { error: Some(error), .. } => InvocationResult::Error(error),
+            HandlerOutcome::Error(error) | HandlerOutcome::Answered { error: Some(error), .. } => InvocationResult::Error(error),
             HandlerOutcome::Answered {
                 error_type: Some(error_type),
                 ..
@@ -175,7 +175,7 @@ impl InvocationTrace {
             span.parent_id = self.function_span_id;
         }
         if span.service.is_empty() {
-            span.service = default_service.to_owned();
+            default_service.clone_into(&mut span.service);
         }
         self.handler_spans.push(span);
         true
@@ -226,12 +226,11 @@ impl InvocationTrace {
         if let Some(request_id) = super::json::path(&self.event, &["requestContext", "requestId"]) {
             headers.insert(extract::authorizer::AUTHORIZING_REQUEST_ID.to_owned(), request_id.clone());
         }
-        use base64::Engine;
         let encoded = base64::engine::general_purpose::STANDARD.encode(Value::Object(headers).to_string());
         let object = response.as_object_mut()?;
-        let context_value = object.entry("context").or_insert_with(|| Value::Object(Default::default()));
+        let context_value = object.entry("context").or_insert_with(|| Value::Object(serde_json::Map::default()));
         if !context_value.is_object() {
-            *context_value = Value::Object(Default::default());
+            *context_value = Value::Object(serde_json::Map::default());
         }
         context_value.as_object_mut()?.insert("_datadog".to_owned(), Value::String(encoded));
         serde_json::to_vec(&response).ok()
@@ -436,7 +435,7 @@ mod tests {
                     xray_trace_id: Some("Root=1-5e272390-8c398be037738dc042009320;Parent=94ae789b969f1cc5;Sampled=1".into()),
                     ..Default::default()
                 },
-                headers: Default::default(),
+                headers: http::HeaderMap::default(),
                 event: event.into(),
             }),
             cold_start,
@@ -673,7 +672,6 @@ mod tests {
         let response = br#"{"principalId": "u", "policyDocument": {"Version": "2012-10-17"}, "context": {"k": "v"}}"#;
         let injected: Value = serde_json::from_slice(&trace.authorizer_response(response, &config, 42).unwrap()).unwrap();
         assert_eq!(injected["context"]["k"], "v");
-        use base64::Engine;
         let raw = base64::engine::general_purpose::STANDARD
             .decode(injected["context"]["_datadog"].as_str().unwrap())
             .unwrap();

@@ -69,7 +69,7 @@ pub fn py_float(f: f64) -> String {
         };
     }
     let s = format!("{f:?}");
-    s.replace("e", "e+").replace("e+-", "e-")
+    s.replace('e', "e+").replace("e+-", "e-")
 }
 
 /// Python's `repr()` of a dict/list built from JSON (`{'a': 1, 'b': [True, None]}`), used

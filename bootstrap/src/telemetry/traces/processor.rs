@@ -335,8 +335,7 @@ impl TraceProcessor {
     fn function(&self) -> Arc<FunctionInfo> {
         self.function
             .lock()
-            .map(|f| f.clone())
-            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+            .map_or_else(|poisoned| poisoned.into_inner().clone(), |f| f.clone())
     }
 
     /// §6.3: the incoming Datadog context and the trigger tags, as X-Ray metadata subsegments.
@@ -519,7 +518,7 @@ mod tests {
                 invoked_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:my-fn".into(),
                 ..Default::default()
             },
-            headers: Default::default(),
+            headers: http::HeaderMap::default(),
             event: Bytes::from_static(b"{}"),
         });
         let started = Timestamp::now();
@@ -578,7 +577,7 @@ mod tests {
                 request_id: "r1".into(),
                 ..Default::default()
             },
-            headers: Default::default(),
+            headers: http::HeaderMap::default(),
             event: Bytes::from_static(b"{}"),
         });
         processor.invocation_started(&invocation, Timestamp::now());
@@ -644,7 +643,7 @@ mod timeout_and_init_tests {
                 invoked_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:my-fn".into(),
                 ..Default::default()
             },
-            headers: Default::default(),
+            headers: http::HeaderMap::default(),
             event: Bytes::from_static(b"{}"),
         })
     }

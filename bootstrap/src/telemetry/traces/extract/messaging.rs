@@ -48,15 +48,12 @@ pub(super) fn extract(event: &Value, input: &ExtractInput<'_>) -> Option<TraceCo
         },
     };
     let datadog = attributes.and_then(|a| json::get(a, "_datadog")).filter(|d| json::truthy(Some(d)));
-    match datadog {
-        Some(attribute) => {
-            let data = attribute_json(attribute)?;
-            from_datadog_object(&data, input)
-        }
-        None => {
-            let header = json::str_at(first, &["attributes", "AWSTraceHeader"])?;
-            xray::datadog_context_from_aws_trace_header(header)
-        }
+    if let Some(attribute) = datadog {
+        let data = attribute_json(attribute)?;
+        from_datadog_object(&data, input)
+    } else {
+        let header = json::str_at(first, &["attributes", "AWSTraceHeader"])?;
+        xray::datadog_context_from_aws_trace_header(header)
     }
 }
 

@@ -57,21 +57,19 @@ pub fn extract(event: &Value) -> Option<TraceContext> {
         return None;
     }
     let (trace_id, tid) = if json::get(context, "serverless-version").and_then(Value::as_str) == Some("v1") {
-        match datadog_trace_id(context) {
-            Some(found) => found.ok()?,
-            None => {
-                let root = json::str_at(context, &["RootExecutionId"])?;
-                (hash64(root, false), Some(format!("{:x}", hash64(root, true))))
-            }
+        if let Some(found) = datadog_trace_id(context) {
+            found.ok()?
+        } else {
+            let root = json::str_at(context, &["RootExecutionId"])?;
+            (hash64(root, false), Some(format!("{:x}", hash64(root, true))))
         }
     } else {
         let input = json::path(context, &["Execution", "Input", "_datadog"]).filter(|d| json::truthy(Some(d)));
-        match input.and_then(datadog_trace_id) {
-            Some(found) => found.ok()?,
-            None => {
-                let execution_id = json::str_at(context, &["Execution", "Id"])?;
-                (hash64(execution_id, false), Some(format!("{:x}", hash64(execution_id, true))))
-            }
+        if let Some(found) = input.and_then(datadog_trace_id) {
+            found.ok()?
+        } else {
+            let execution_id = json::str_at(context, &["Execution", "Id"])?;
+            (hash64(execution_id, false), Some(format!("{:x}", hash64(execution_id, true))))
         }
     };
     let parent = parent_id(context)?;

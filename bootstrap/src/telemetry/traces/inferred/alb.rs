@@ -7,7 +7,7 @@ use super::service::service_name;
 use crate::telemetry::traces::json;
 use crate::telemetry::traces::trigger::resolve_headers;
 
-pub(super) fn build(event: &Value, input: &InferInput<'_>) -> Option<Draft> {
+pub(super) fn build(event: &Value, input: &InferInput<'_>) -> Draft {
     let headers = Value::Object(resolve_headers(event));
     let text = |v: Option<&Value>| v.filter(|v| !v.is_null()).map(|v| json::py_str(Some(v)));
     let host = text(json::get(&headers, "host"));
@@ -45,5 +45,5 @@ pub(super) fn build(event: &Value, input: &InferInput<'_>) -> Option<Draft> {
             draft.tag_str(key, value);
         }
     }
-    Some(draft)
+    draft
 }

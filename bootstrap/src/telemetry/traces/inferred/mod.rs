@@ -33,13 +33,13 @@ pub struct InferredSpans {
 
 /// The draft for the detected source, or `None` (unknown source, or an event the library
 /// could not infer a span from).
-fn draft(event: &Value, source: &EventSource, input: &InferInput<'_>) -> Option<Draft> {
+fn draft(event: &Value, source: EventSource, input: &InferInput<'_>) -> Option<Draft> {
     use EventSubtype as S;
     use EventType as T;
     match (source.event_type, source.subtype) {
         (T::ApiGateway, S::ApiGateway) => api_gateway::rest(event, input),
         (T::FunctionUrl, _) => function_url::build(event, input),
-        (T::Alb, _) => alb::build(event, input),
+        (T::Alb, _) => Some(alb::build(event, input)),
         (T::ApiGateway, S::HttpApi) => api_gateway::http_api(event, input),
         (T::ApiGateway, S::Websocket) => api_gateway::websocket(event, input),
         (T::Sqs, S::None) => sqs::build(event, input),
@@ -69,7 +69,7 @@ pub fn infer(
     default_service: &str,
     handler_start_ns: i64,
 ) -> Option<InferredSpans> {
-    let draft = draft(event, source, input)?;
+    let draft = draft(event, *source, input)?;
     let synchronicity = draft.synchronicity;
     let mut parent_id = parent.span_id;
     let upstream = draft.upstream.as_ref().map(|(hop, end_ns)| {
@@ -89,8 +89,8 @@ pub fn infer(
 fn to_span(draft: &Draft, trace_id: TraceId, parent_id: u64, default_service: &str, handler_start_ns: i64) -> Span {
     let mut span = Span::new(draft.name, trace_id, random_id(), parent_id);
     span.service = draft.service.clone().unwrap_or_else(|| default_service.to_owned());
-    span.resource = draft.resource.clone();
-    span.span_type = draft.span_type.to_owned();
+    span.resource.clone_from(&draft.resource);
+    draft.span_type.clone_into(&mut span.span_type);
     span.start_ns = draft.start_ns.unwrap_or(handler_start_ns);
     span.meta.extend(draft.tags.clone());
     span.set_meta("_dd.origin", "lambda");

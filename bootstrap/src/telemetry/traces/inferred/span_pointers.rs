@@ -19,7 +19,10 @@ pub fn pointer_hash(parts: &[&[u8]]) -> String {
         }
         hasher.update(part);
     }
-    hasher.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
+    hasher.finalize().iter().take(16).fold(String::with_capacity(32), |mut out, b| {
+        let _ = std::fmt::Write::write_fmt(&mut out, format_args!("{b:02x}"));
+        out
+    })
 }
 
 fn link(kind: &str, hash: String) -> SpanLink {

@@ -46,7 +46,7 @@ impl ChildTracerEndpoints {
                 endpoints.universal = listener.local_addr().ok();
                 let traces = traces.clone();
                 endpoints.tasks.push(http::serve(listener, universal::BODY_LIMIT, move |request| {
-                    universal::handle(traces.clone(), request)
+                    std::future::ready(universal::handle(&traces, &request))
                 }));
             }
             Err(err) => tracing::warn!(

@@ -240,7 +240,7 @@ fn span_from_v04(fields: Vec<(Value, Value)>) -> Span {
             "duration" => span.duration_ns = value.as_i64().unwrap_or_default(),
             "error" => span.error = value.as_i64().unwrap_or_default() as i32,
             "meta" => span.meta = string_map(value, |v| v.as_str().map(str::to_owned)),
-            "metrics" => span.metrics = string_map(value, |v| v.as_f64()),
+            "metrics" => span.metrics = string_map(value, Value::as_f64),
             _ => {}
         }
     }

@@ -1,8 +1,6 @@
 //! Datadog's universal-instrumentation endpoints, as the Datadog Extension serves them on
 //! 127.0.0.1:8124: a tracer in the child asks which trace its spans continue
 //! (`/lambda/start-invocation`) and reports the invocation's error (`/lambda/end-invocation`).
-use std::sync::Arc;
-
 use base64::Engine;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
@@ -13,10 +11,10 @@ use crate::telemetry::traces::{TraceContext, TraceProcessor};
 /// The extension takes events up to Lambda's 6 MiB payload limit.
 pub const BODY_LIMIT: usize = 6 * 1024 * 1024;
 
-pub async fn handle(traces: Arc<TraceProcessor>, request: Received) -> Reply {
+pub fn handle(traces: &TraceProcessor, request: &Received) -> Reply {
     match (&request.method, request.path.as_str()) {
         (&Method::GET, "/lambda/hello") => reply(StatusCode::OK, ""),
-        (&Method::POST, "/lambda/start-invocation") => start_invocation(&traces, &request),
+        (&Method::POST, "/lambda/start-invocation") => start_invocation(traces, request),
         (&Method::POST, "/lambda/end-invocation") => {
             if !traces.universal_end(reported_error(&request.headers)) {
                 tracing::debug!("/lambda/end-invocation outside any invocation; ignored");
@@ -29,9 +27,10 @@ pub async fn handle(traces: Arc<TraceProcessor>, request: Received) -> Reply {
 
 fn start_invocation(traces: &TraceProcessor, request: &Received) -> Reply {
     let mut response = reply(StatusCode::OK, "");
-    match traces.universal_start(&request.body) {
-        Some(context) => context_headers(&context, response.headers_mut()),
-        None => tracing::debug!("/lambda/start-invocation outside any invocation; answered without a context"),
+    if let Some(context) = traces.universal_start(&request.body) {
+        context_headers(&context, response.headers_mut());
+    } else {
+        tracing::debug!("/lambda/start-invocation outside any invocation; answered without a context");
     }
     response
 }

@@ -153,7 +153,7 @@ pub fn trigger_tags(event: &Value, source: &EventSource, invoked_function_arn: &
         return tags;
     }
     tags.insert("function_trigger.event_source".into(), source.event_type.as_str().into());
-    if let Some(arn) = event_source_arn(event, source, &FunctionArn::parse(invoked_function_arn)) {
+    if let Some(arn) = event_source_arn(event, *source, &FunctionArn::parse(invoked_function_arn)) {
         tags.insert("function_trigger.event_source_arn".into(), arn);
     }
     if source.event_type.is_http() {
@@ -164,7 +164,7 @@ pub fn trigger_tags(event: &Value, source: &EventSource, invoked_function_arn: &
 
 /// The ARN of what triggered the function: the event's own `eventSourceARN` when it has one,
 /// else one built per source.
-fn event_source_arn(event: &Value, source: &EventSource, function: &FunctionArn) -> Option<String> {
+fn event_source_arn(event: &Value, source: EventSource, function: &FunctionArn) -> Option<String> {
     let arn_of = |v: &Value| {
         let arn = json::get(v, "eventSourceARN").filter(|a| json::truthy(Some(a)));
         arn.or_else(|| json::get(v, "eventSourceArn")).cloned()
@@ -179,7 +179,7 @@ fn event_source_arn(event: &Value, source: &EventSource, function: &FunctionArn)
     }
 }
 
-fn build_event_source_arn(event: &Value, source: &EventSource, function: &FunctionArn) -> Option<String> {
+fn build_event_source_arn(event: &Value, source: EventSource, function: &FunctionArn) -> Option<String> {
     let built = match source.event_type {
         EventType::S3 => s3::event_source_arn(event),
         EventType::Sns => sns::event_source_arn(event),

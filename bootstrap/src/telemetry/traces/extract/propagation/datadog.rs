@@ -28,12 +28,11 @@ pub(super) fn extract(carrier: &Carrier) -> Option<TraceContext> {
     let mut high = 0;
     let mut error = error;
     if let Some(tid) = tags.get("_dd.p.tid").cloned() {
-        match parse_tid(&tid) {
-            Some(h) => high = h,
-            None => {
-                tags.remove("_dd.p.tid");
-                error = Some(format!("malformed_tid {tid}"));
-            }
+        if let Some(h) = parse_tid(&tid) {
+            high = h;
+        } else {
+            tags.remove("_dd.p.tid");
+            error = Some(format!("malformed_tid {tid}"));
         }
     }
     let mut context = TraceContext::new(TraceId::new(high, trace_id), parent_id, sampling_priority);

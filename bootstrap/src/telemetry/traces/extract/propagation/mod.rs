@@ -76,7 +76,7 @@ pub fn extract(carrier: &Carrier, styles: &[PropagationStyle]) -> Option<TraceCo
     if styles.contains(&PropagationStyle::Baggage) {
         let items = baggage::extract(carrier);
         if !items.is_empty() {
-            let context = primary.get_or_insert_with(|| TraceContext::new(Default::default(), 0, None));
+            let context = primary.get_or_insert_with(|| TraceContext::new(crate::telemetry::traces::span::TraceId::default(), 0, None));
             context.baggage = items;
         }
     }
