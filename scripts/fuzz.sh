@@ -57,7 +57,7 @@ run_target() {
     nice -n 10 cargo fuzz cmin "${fuzz_flags[@]}" "$target" "$corpus" >"$logs/$target.cmin.log" 2>&1 ||
         echo "cmin failed for $target (see $logs/$target.cmin.log)" >&2
     files=$(find "$corpus" -type f | wc -l)
-    bytes=$(du -sb "$corpus" | cut -f1)
+    bytes=$(find "$corpus" -type f -printf '%s\n' | awk '{ sum += $1 } END { print sum + 0 }')
     printf '%-20s %6ss  runs %12s  crashes %s  corpus %s files, %s bytes\n' "$target" "$seconds" "$execs" "$crashes" "$files" "$bytes"
     printf '{"target":"%s","seconds":%s,"execs":%s,"crashes":%s,"corpus_files":%s,"corpus_bytes":%s,"date":"%s"}\n' \
         "$target" "$seconds" "$execs" "$crashes" "$files" "$bytes" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$logs/$target.json"
