@@ -353,7 +353,7 @@ fn fuzz_header_lines(input: &[u8]) -> Vec<(String, String)> {
 fn fuzz_regression_tracestate_tags_keep_the_128_bit_trace_id() {
     let input = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/fuzz/propagation-tracestate-tags-lose-the-tid.txt"
+        "/tests/fixtures/fuzz/propagation-tracestate-tags-lose-the-tid.bin"
     ))
     .unwrap();
     let pairs = fuzz_header_lines(&input);
