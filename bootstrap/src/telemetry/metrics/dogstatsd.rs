@@ -97,6 +97,10 @@ pub fn parse_line(line: &str) -> Result<StatsdMetric, Rejection> {
     }
     if kind == 'c' && rate != 1.0 {
         values = values.into_iter().map(|v| MetricValue::Float(v.as_f64() / rate)).collect();
+        // A huge count at a tiny rate overflows: a bad value, not (as it was counted) a bad timestamp.
+        if !values.iter().all(|v| v.is_finite()) {
+            return Err(Rejection::BadValue);
+        }
     }
     Ok(StatsdMetric {
         name: name.trim().to_owned(),

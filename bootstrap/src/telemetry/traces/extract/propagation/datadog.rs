@@ -84,17 +84,31 @@ pub(super) fn inject(context: &TraceContext) -> Vec<(String, String)> {
     let mut propagated: BTreeMap<&str, String> = context
         .tags
         .iter()
-        .filter(|(k, _)| k.starts_with("_dd.p."))
+        .filter(|(k, v)| k.starts_with("_dd.p.") && is_encodable_tag(k, v))
         .map(|(k, v)| (k.as_str(), v.clone()))
         .collect();
     if let Some(tid) = context.trace_id.tid_tag() {
         propagated.insert("_dd.p.tid", tid);
     }
-    if !propagated.is_empty() {
-        let joined: Vec<String> = propagated.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        headers.push(("x-datadog-tags".to_owned(), joined.join(",")));
+    let encode = |tags: &BTreeMap<&str, String>| tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+    let mut joined = encode(&propagated);
+    if joined.len() > MAX_TAGS_HEADER_LEN {
+        // The reader would drop the whole header, and the trace's high 64 bits with it: the
+        // other tags go, the trace id stays whole.
+        propagated.retain(|k, _| *k == "_dd.p.tid");
+        joined = encode(&propagated);
+    }
+    if !joined.is_empty() {
+        headers.push(("x-datadog-tags".to_owned(), joined));
     }
     headers
+}
+
+/// A tag `x-datadog-tags` can carry and a reader takes back: printable ASCII, no `,`, no `=` or
+/// space in the key. Trace tags read from `tracestate` (or a lax sender) may be anything.
+fn is_encodable_tag(key: &str, value: &str) -> bool {
+    let printable = |s: &str| !s.is_empty() && s.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b',');
+    printable(key) && printable(value) && !key.contains([' ', '='])
 }
 
 #[cfg(test)]
