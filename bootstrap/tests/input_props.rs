@@ -3,7 +3,10 @@
 //! the bodies of the 8124/8126 child-tracer endpoints. Each property checks what the parser
 //! keeps (round trips, bounds) or why it refuses, not only that it does not panic. The same
 //! parsers are fuzzed by `scripts/fuzz.sh`.
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
@@ -67,10 +70,10 @@ proptest! {
     ) {
         let mut line = format!("{name}:{}|{kind}", values.iter().map(|v| text_of(*v)).collect::<Vec<_>>().join(":"));
         if !tags.is_empty() {
-            line.push_str(&format!("|#{}", tags.join(",")));
+            let _ = write!(line, "|#{}", tags.join(","));
         }
         if let Some(ts) = timestamp {
-            line.push_str(&format!("|T{ts}"));
+            let _ = write!(line, "|T{ts}");
         }
         let metric = parse_line(&line).unwrap();
         prop_assert_eq!(&metric.name, &name);
@@ -609,10 +612,8 @@ proptest! {
         let path = if v05 { "/v0.5/traces" } else { "/v0.4/traces" };
         let reply = block_on(agent::handle(traces, post(path, &body)));
         let verdict = if v05 { decode_v05(&body).map(drop) } else { decode_v04(&body).map(drop) };
-        match verdict {
-            Ok(()) => prop_assert_eq!(reply.status(), StatusCode::OK),
-            Err(_) => prop_assert_eq!(reply.status(), StatusCode::BAD_REQUEST),
-        }
+        let expected = if verdict.is_ok() { StatusCode::OK } else { StatusCode::BAD_REQUEST };
+        prop_assert_eq!(reply.status(), expected);
     }
 
     /// `/lambda/start-invocation` with any body, an invocation in flight: the tracer gets the
@@ -623,7 +624,7 @@ proptest! {
         json_text().prop_map(String::into_bytes),
     ]) {
         let traces = processor_with_invocation(&body);
-        let reply = block_on(universal::handle(traces, post("/lambda/start-invocation", &body)));
+        let reply = universal::handle(&traces, &post("/lambda/start-invocation", &body));
         prop_assert_eq!(reply.status(), StatusCode::OK);
         let number = |name: &str| reply.headers().get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
         prop_assert!(number("x-datadog-trace-id").is_some_and(|id| id != 0));

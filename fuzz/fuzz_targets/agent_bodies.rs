@@ -96,7 +96,7 @@ fuzz_target!(|data: &[u8]| {
         }
         2 => {
             let start = request(Method::POST, "/lambda/start-invocation", HeaderMap::new(), body);
-            let reply = runtime().block_on(universal::handle(traces, start));
+            let reply = universal::handle(&traces, &start);
             assert_eq!(reply.status(), StatusCode::OK);
             assert!(
                 reply.headers().contains_key("x-datadog-trace-id"),
@@ -105,7 +105,7 @@ fuzz_target!(|data: &[u8]| {
         }
         _ => {
             let end = request(Method::POST, "/lambda/end-invocation", header_map(body), b"");
-            let reply = runtime().block_on(universal::handle(traces, end));
+            let reply = universal::handle(&traces, &end);
             assert_eq!(reply.status(), StatusCode::OK);
         }
     }
