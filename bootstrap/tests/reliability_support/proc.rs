@@ -1,0 +1,73 @@
+//! What `/proc` says about a process: alive, open descriptors, threads, memory.
+
+/// One reading of a process.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcSample {
+    pub fds: usize,
+    pub threads: usize,
+    pub rss_kb: u64,
+    /// Peak RSS over the process's life (VmHWM).
+    pub hwm_kb: u64,
+}
+
+pub fn alive(pid: u32) -> bool {
+    // SAFETY: kill(2) with signal 0 only checks the process exists.
+    unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
+}
+
+/// `None` once the process is gone.
+pub fn sample(pid: u32) -> Option<ProcSample> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count();
+    Some(ProcSample {
+        fds,
+        threads: field("Threads:") as usize,
+        rss_kb: field("VmRSS:"),
+        hwm_kb: field("VmHWM:"),
+    })
+}
+
+/// The fewest descriptors and threads over a few readings 20 ms apart: a descriptor opened for
+/// a moment by a flush in progress (a `/proc` read, a connection) is not growth.
+pub fn settled_sample(pid: u32) -> ProcSample {
+    let mut best: Option<ProcSample> = None;
+    for _ in 0..10 {
+        let now = sample(pid).expect("the process is alive");
+        best = Some(match best {
+            None => now,
+            Some(b) => ProcSample {
+                fds: b.fds.min(now.fds),
+                threads: b.threads.min(now.threads),
+                rss_kb: now.rss_kb,
+                hwm_kb: now.hwm_kb,
+            },
+        });
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    best.unwrap()
+}
+
+/// Least-squares slope of `(x, y)` points, in y per unit of x.
+pub fn slope(points: &[(f64, f64)]) -> f64 {
+    let n = points.len() as f64;
+    if points.len() < 2 {
+        return 0.0;
+    }
+    let mean_x = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let mean_y = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let cov: f64 = points.iter().map(|p| (p.0 - mean_x) * (p.1 - mean_y)).sum();
+    let var: f64 = points.iter().map(|p| (p.0 - mean_x).powi(2)).sum();
+    if var == 0.0 {
+        0.0
+    } else {
+        cov / var
+    }
+}
