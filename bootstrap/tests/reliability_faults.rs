@@ -80,7 +80,10 @@ impl Function {
             ("DD_LAMBDA_HANDLER", handler.to_owned()),
             ("DD_LOG_LEVEL", "debug".to_owned()),
         ];
-        let mut args: Vec<String> = ["--function-name", "my-fn", "--memory", "512"].iter().map(|s| s.to_string()).collect();
+        let mut args: Vec<String> = ["--function-name", "my-fn", "--memory", "512"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         if !flags.contains(&"--timeout") {
             args.extend(["--timeout".to_owned(), "60".to_owned()]);
         }
@@ -167,7 +170,11 @@ async fn assert_answered_once_by_one_live_bootstrap(emulator: &EmulatorProcess, 
     assert_eq!(stats["answers_delivered"], invokes, "{stats}");
     assert_eq!(stats["answers_refused"], 0, "{stats}");
     assert_eq!(stats["timeouts"], 0, "{stats}");
-    assert_eq!((stats["runtime_starts"].as_u64(), stats["runtime_exits"].as_u64()), (Some(1), Some(0)), "{stats}");
+    assert_eq!(
+        (stats["runtime_starts"].as_u64(), stats["runtime_exits"].as_u64()),
+        (Some(1), Some(0)),
+        "{stats}"
+    );
     let pid = stats["runtime_pid"].as_u64().expect("the runtime still runs") as u32;
     assert!(proc::alive(pid), "the bootstrap (pid {pid}) is alive");
     pid
@@ -177,7 +184,11 @@ async fn assert_answered_once_by_one_live_bootstrap(emulator: &EmulatorProcess, 
 fn assert_each_value_once(points: &[Point], metric: &str, n: u64) {
     let mut values: Vec<u64> = points.iter().filter(|p| p.0 == metric).map(|p| p.1 as u64).collect();
     values.sort_unstable();
-    assert_eq!(values, (0..n).collect::<Vec<_>>(), "each point exactly once (none lost, none sent twice)");
+    assert_eq!(
+        values,
+        (0..n).collect::<Vec<_>>(),
+        "each point exactly once (none lost, none sent twice)"
+    );
 }
 
 fn every_value_arrived(metric: &'static str, n: u64) -> impl Fn(&[Point]) -> bool {
@@ -207,7 +218,9 @@ async fn survive_intake_plan(plan: Vec<Misbehaviour>, reason: &str) {
     function.invoke_metric(n).await;
     n += 1;
     assert!(
-        intake.wait_for_points(Duration::from_secs(30), every_value_arrived(CUSTOM_METRIC, n)).await,
+        intake
+            .wait_for_points(Duration::from_secs(30), every_value_arrived(CUSTOM_METRIC, n))
+            .await,
         "points missing: {:?}\nstderr:\n{}",
         intake.points(),
         function.stderr()
@@ -270,7 +283,9 @@ async fn intake_refusing_connections_loses_no_point() {
         function.invoke_metric(n).await;
     }
     assert!(
-        intake.wait_for_points(Duration::from_secs(30), every_value_arrived(CUSTOM_METRIC, 5)).await,
+        intake
+            .wait_for_points(Duration::from_secs(30), every_value_arrived(CUSTOM_METRIC, 5))
+            .await,
         "{:?}\n{}",
         intake.points(),
         function.stderr()
@@ -307,8 +322,9 @@ async fn sigterm_during_a_flush_to_a_hanging_intake_ends_within_lambdas_grace() 
     // counted in the log with its reason.
     assert!(intake.points().is_empty());
     assert!(
-        stats_line.lines().any(|l| l.contains("WARN")
-            && l.contains("shutting down with 1 custom metric point(s) still on their way to the Datadog API")),
+        stats_line
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains("shutting down with 1 custom metric point(s) still on their way to the Datadog API")),
         "{stats_line}"
     );
     println!(
@@ -344,7 +360,9 @@ async fn sigterm_during_an_invocation_answers_it_once_and_the_next_is_served() {
     assert_eq!(error["errorType"], "Runtime.ExitError", "{error}");
     // The bootstrap's shutdown flush delivered the point before it exited.
     assert!(
-        intake.wait_for_points(Duration::from_secs(10), every_value_arrived(CUSTOM_METRIC, 1)).await,
+        intake
+            .wait_for_points(Duration::from_secs(10), every_value_arrived(CUSTOM_METRIC, 1))
+            .await,
         "{}",
         function.stderr()
     );
@@ -357,7 +375,11 @@ async fn sigterm_during_an_invocation_answers_it_once_and_the_next_is_served() {
     assert_eq!(stats["answers_delivered"], 1, "the runtime answered the second: {stats}");
     assert_eq!(stats["function_errors"], 1, "the emulator answered the first, once: {stats}");
     assert_eq!(stats["answers_refused"], 0, "{stats}");
-    assert_eq!((stats["runtime_starts"].as_u64(), stats["runtime_exits"].as_u64()), (Some(2), Some(1)), "{stats}");
+    assert_eq!(
+        (stats["runtime_starts"].as_u64(), stats["runtime_exits"].as_u64()),
+        (Some(2), Some(1)),
+        "{stats}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -492,7 +514,9 @@ async fn api_key_sources_throttled_then_answering_lose_no_point() {
             function.invoke_metric(n).await;
         }
         assert!(
-            intake.wait_for_points(Duration::from_secs(30), every_value_arrived(CUSTOM_METRIC, 3)).await,
+            intake
+                .wait_for_points(Duration::from_secs(30), every_value_arrived(CUSTOM_METRIC, 3))
+                .await,
             "{}: {:?}\n{}",
             source.0,
             intake.points(),
@@ -501,7 +525,11 @@ async fn api_key_sources_throttled_then_answering_lose_no_point() {
         assert_eq!(proxy.throttled(), 2, "{}", source.0);
         assert_each_value_once(&intake.points(), CUSTOM_METRIC, 3);
         assert!(intake.api_keys().iter().all(|k| k == KEY), "{}", source.0);
-        assert!(!function.stderr().contains("cannot get the Datadog API key"), "{}", function.stderr());
+        assert!(
+            !function.stderr().contains("cannot get the Datadog API key"),
+            "{}",
+            function.stderr()
+        );
         assert_each_answered_once_by_one_live_bootstrap(&function.emulator, 3).await;
     }
 }
@@ -550,7 +578,13 @@ async fn exec_child_crashes_are_answered_once_and_the_bootstrap_serves_on() {
     let lines = function.wait_for_metric_lines(|l| count_named(l, "aws.lambda.enhanced.invocations") >= invocations);
     assert_eq!(count_named(&lines, "aws.lambda.enhanced.invocations"), invocations, "{lines:?}");
     assert_eq!(count_named(&lines, "aws.lambda.enhanced.errors"), crashes.len(), "{lines:?}");
-    let traces = function.emulator.stdout.text().lines().filter(|l| l.starts_with("{\"traces\":")).count();
+    let traces = function
+        .emulator
+        .stdout
+        .text()
+        .lines()
+        .filter(|l| l.starts_with("{\"traces\":"))
+        .count();
     assert_eq!(traces, invocations, "one trace per invocation, crashed or not");
     assert_each_answered_once_by_one_live_bootstrap(&function.emulator, invocations as u64).await;
 }
@@ -567,7 +601,10 @@ async fn exec_child_dying_during_init_is_an_init_error_and_the_bootstrap_exits()
         assert!(error["errorMessage"].as_str().unwrap().contains("exit status 4"), "{error}");
     }
     let stderr = function.stderr();
-    assert!(stderr.contains("python runtime: dying during init"), "the child's last words:\n{stderr}");
+    assert!(
+        stderr.contains("python runtime: dying during init"),
+        "the child's last words:\n{stderr}"
+    );
     let stats = function.emulator.stats().await;
     // Each invoke found a fresh sandbox whose init failed, and was answered once with it.
     assert_eq!(stats["invokes_received"], 2, "{stats}");
@@ -590,7 +627,13 @@ async fn exec_child_past_its_timeout_flushes_then_the_sandbox_is_reset() {
     assert_eq!(count_named(&lines, "aws.lambda.enhanced.invocations"), 1, "{lines:?}");
     assert_eq!(count_named(&lines, "aws.lambda.enhanced.timeouts"), 0, "{lines:?}");
     assert_eq!(
-        function.emulator.stdout.text().lines().filter(|l| l.starts_with("{\"traces\":")).count(),
+        function
+            .emulator
+            .stdout
+            .text()
+            .lines()
+            .filter(|l| l.starts_with("{\"traces\":"))
+            .count(),
         1,
         "the timed-out invocation's trace"
     );
@@ -655,8 +698,15 @@ async fn a_child_flooding_stdout_with_100_mb_loses_no_line_and_stays_bounded() {
     assert_eq!(again.body.as_ref(), br#""after the flood""#);
     let pid = function.runtime_pid().await;
     let sample = proc::sample(pid).expect("the bootstrap is alive");
-    println!("100 MB stdout flood: bootstrap VmHWM {} KB, VmRSS {} KB", sample.hwm_kb, sample.rss_kb);
-    assert!(sample.hwm_kb < 64 * 1024, "the bootstrap buffered the flood: VmHWM {} KB", sample.hwm_kb);
+    println!(
+        "100 MB stdout flood: bootstrap VmHWM {} KB, VmRSS {} KB",
+        sample.hwm_kb, sample.rss_kb
+    );
+    assert!(
+        sample.hwm_kb < 64 * 1024,
+        "the bootstrap buffered the flood: VmHWM {} KB",
+        sample.hwm_kb
+    );
     let stats = function.stats().await;
     assert_eq!(
         (stats["invokes_received"].as_u64(), stats["answers_delivered"].as_u64()),
@@ -690,10 +740,16 @@ async fn a_thousand_distinct_tag_sets_per_invocation_all_arrive() {
     }
     let total = TAG_SETS * INVOCATIONS;
     assert!(
-        intake.wait_for_points(Duration::from_secs(30), every_value_arrived(CUSTOM_METRIC, total)).await,
+        intake
+            .wait_for_points(Duration::from_secs(30), every_value_arrived(CUSTOM_METRIC, total))
+            .await,
         "{} of {total} points (invocations {:?}); stderr:\n{}",
         intake.points().len(),
-        intake.points().iter().map(|p| p.1 as u64 / TAG_SETS).collect::<std::collections::BTreeSet<_>>(),
+        intake
+            .points()
+            .iter()
+            .map(|p| p.1 as u64 / TAG_SETS)
+            .collect::<std::collections::BTreeSet<_>>(),
         function.stderr()
     );
     let points = intake.points();
@@ -701,7 +757,10 @@ async fn a_thousand_distinct_tag_sets_per_invocation_all_arrive() {
     // Each point kept its own tag set.
     for (_, value, tags) in &points {
         let (invocation, set) = (*value as u64 / TAG_SETS, *value as u64 % TAG_SETS);
-        assert!(tags.contains(&format!("set:{set}")) && tags.contains(&format!("invocation:{invocation}")), "{tags:?}");
+        assert!(
+            tags.contains(&format!("set:{set}")) && tags.contains(&format!("invocation:{invocation}")),
+            "{tags:?}"
+        );
     }
     assert_each_answered_once_by_one_live_bootstrap(&function.emulator, INVOCATIONS).await;
 }
@@ -729,14 +788,23 @@ async fn six_mb_events_and_responses_at_lambdas_limit_in_dylib_mode() {
     // The responses: `big` answers a JSON string of `bytes` bytes.
     let function = Function::start(&example_handler("big"), &[("DD_FLUSH_TO_LOG", "true")], &[]);
     let reply = function.invoke(&json!({"bytes": LAMBDA_PAYLOAD_LIMIT}).to_string()).await;
-    assert_eq!(reply.header("x-amz-function-error"), None, "{}", &reply.text()[..200.min(reply.body.len())]);
+    assert_eq!(
+        reply.header("x-amz-function-error"),
+        None,
+        "{}",
+        &reply.text()[..200.min(reply.body.len())]
+    );
     assert_eq!(reply.body.len(), LAMBDA_PAYLOAD_LIMIT);
     let error = function_error(&function.invoke(&json!({"bytes": LAMBDA_PAYLOAD_LIMIT + 1}).to_string()).await);
     assert_eq!(error["errorType"], "Function.ResponseSizeTooLarge", "{error}");
     assert_eq!(function.invoke(&json!({"bytes": 4}).to_string()).await.text(), r#""xx""#);
     assert_each_answered_once_by_one_live_bootstrap(&function.emulator, 3).await;
     let lines = function.wait_for_metric_lines(|l| count_named(l, "aws.lambda.enhanced.invocations") >= 3);
-    assert_eq!(count_named(&lines, "aws.lambda.enhanced.invocations"), 3, "telemetry kept up: {lines:?}");
+    assert_eq!(
+        count_named(&lines, "aws.lambda.enhanced.invocations"),
+        3,
+        "telemetry kept up: {lines:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -778,7 +846,11 @@ async fn runtime_api_resetting_next_loses_no_invocation_nor_point() {
     for n in 0..4 {
         function.invoke_metric(n).await;
     }
-    assert!(intake.wait_for_points(Duration::from_secs(20), every_value_arrived(CUSTOM_METRIC, 4)).await);
+    assert!(
+        intake
+            .wait_for_points(Duration::from_secs(20), every_value_arrived(CUSTOM_METRIC, 4))
+            .await
+    );
     assert_each_value_once(&intake.points(), CUSTOM_METRIC, 4);
     assert_eq!(function.emulator.stats().await["faults_injected"], 1);
     assert_each_answered_once_by_one_live_bootstrap(&function.emulator, 4).await;
@@ -799,7 +871,11 @@ async fn runtime_api_resetting_response_loses_no_invocation_nor_point() {
     for n in 0..4 {
         function.invoke_metric(n).await;
     }
-    assert!(intake.wait_for_points(Duration::from_secs(20), every_value_arrived(CUSTOM_METRIC, 4)).await);
+    assert!(
+        intake
+            .wait_for_points(Duration::from_secs(20), every_value_arrived(CUSTOM_METRIC, 4))
+            .await
+    );
     assert_each_value_once(&intake.points(), CUSTOM_METRIC, 4);
     assert_eq!(function.emulator.stats().await["faults_injected"], 1);
     assert_each_answered_once_by_one_live_bootstrap(&function.emulator, 4).await;

@@ -168,7 +168,9 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 async fn serve_connection(mut stream: TcpStream, ledger: Arc<Mutex<Ledger>>, plan: Arc<Vec<Misbehaviour>>) {
     let mut buffer = Vec::new();
     loop {
-        let Some(head) = read_head(&mut stream, &mut buffer).await else { return };
+        let Some(head) = read_head(&mut stream, &mut buffer).await else {
+            return;
+        };
         let misbehaviour = {
             let mut ledger = ledger.lock().unwrap();
             ledger.arrived += 1;
@@ -220,7 +222,9 @@ pub fn decode_points(body: &[u8]) -> Vec<Point> {
     if flate2::read::ZlibDecoder::new(body).read_to_string(&mut text).is_err() {
         return Vec::new();
     }
-    let Ok(json) = serde_json::from_str::<Value>(&text) else { return Vec::new() };
+    let Ok(json) = serde_json::from_str::<Value>(&text) else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     for series in json["series"].as_array().into_iter().flatten() {
         let tags: Vec<String> = series["tags"]

@@ -25,6 +25,8 @@ struct StderrState {
     warnings: Vec<String>,
     warning_count: u64,
     listening: Option<String>,
+    /// The emulator saw the bootstrap register its extension: its listeners are bound.
+    registered: bool,
 }
 
 /// The bootstrap's and the emulator's stderr, kept in part.
@@ -49,6 +51,10 @@ impl KeptStderr {
                         ready.notify_all();
                     }
                 }
+                if text.contains("extension registered") {
+                    state.registered = true;
+                    ready.notify_all();
+                }
                 if text.contains("WARN") || text.contains("ERROR") {
                     state.warning_count += 1;
                     if state.warnings.len() < KEPT_LINES {
@@ -69,6 +75,13 @@ impl KeptStderr {
         let guard = state.lock().unwrap();
         let (guard, _) = ready.wait_timeout_while(guard, limit, |s| s.listening.is_none()).unwrap();
         guard.listening.clone()
+    }
+
+    fn wait_for_registration(&self, limit: Duration) -> bool {
+        let (state, ready) = &*self.0;
+        let guard = state.lock().unwrap();
+        let (guard, _) = ready.wait_timeout_while(guard, limit, |s| !s.registered).unwrap();
+        guard.registered
     }
 
     /// Warning and error lines: how many, and the first ones.
@@ -122,6 +135,13 @@ impl LongRunFunction {
             let _ = child.kill();
             panic!("the emulator never said where it listens:\n{}", stderr.tail());
         };
+        // The bootstrap binds its DogStatsD port before it registers its internal extension:
+        // datagrams sent after that are heard.
+        assert!(
+            stderr.wait_for_registration(Duration::from_secs(30)),
+            "the bootstrap never registered its extension:\n{}",
+            stderr.tail()
+        );
         Self {
             child,
             addr,

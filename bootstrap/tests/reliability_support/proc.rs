@@ -71,3 +71,16 @@ pub fn slope(points: &[(f64, f64)]) -> f64 {
         cov / var
     }
 }
+
+/// The names of the process's threads (`/proc/<pid>/task/*/comm`), sorted.
+pub fn thread_names(pid: u32) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
+        .map(|name| name.trim().to_owned())
+        .collect();
+    names.sort();
+    names
+}

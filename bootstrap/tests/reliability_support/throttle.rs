@@ -36,11 +36,7 @@ impl ThrottlingProxy {
                 tokio::spawn(relay(stream, upstream.clone(), Arc::clone(&counter), throttle_first));
             }
         });
-        Self {
-            endpoint,
-            throttled,
-            task,
-        }
+        Self { endpoint, throttled, task }
     }
 
     /// Requests answered with the throttling error so far.
@@ -91,7 +87,9 @@ async fn relay(mut client: TcpStream, upstream: String, throttled: Arc<AtomicUsi
         }
         // Past the throttled ones: this request and everything after it on this connection go
         // to moto unchanged.
-        let Ok(mut server) = TcpStream::connect(&upstream).await else { return };
+        let Ok(mut server) = TcpStream::connect(&upstream).await else {
+            return;
+        };
         if server.write_all(&request).await.is_err() {
             return;
         }
