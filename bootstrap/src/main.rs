@@ -57,10 +57,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match command {
+    let code = match command {
         None => runtime.block_on(serve(config, process_started)),
         Some(Command::Invoke(args)) => runtime.block_on(bootstrap::emulator::local_invoke::run_and_print(args)),
-    }
+    };
+    // Dropping the runtime would wait for every blocking task, so a shutdown in the middle of an
+    // invocation would wait for the handler to return, past Lambda's 500 ms grace. The final
+    // flush is done by now: leave the handler's thread behind.
+    runtime.shutdown_background();
+    code
 }
 
 /// Opts this process out of transparent huge pages. With THP in `madvise` mode (Amazon Linux's

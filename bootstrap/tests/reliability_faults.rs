@@ -341,7 +341,8 @@ async fn sigterm_during_an_invocation_answers_it_once_and_the_next_is_served() {
     let intake = FaultyIntake::start(Vec::new()).await;
     let host = intake.url();
     let function = Function::start(&example_handler("sleep"), &[("DD_API_KEY", KEY), ("DATADOG_HOST", &host)], &[]);
-    let reply = function.emulator.spawn_invoke(r#"{"ms":3000}"#);
+    // The handler would run 8 s: the shutdown must not wait for it (Lambda's grace is 500 ms).
+    let reply = function.emulator.spawn_invoke(r#"{"ms":8000}"#);
     let start = Instant::now();
     while !function.stderr().contains("invocation handed to the runtime") {
         assert!(start.elapsed() < Duration::from_secs(10));
@@ -355,9 +356,13 @@ async fn sigterm_during_an_invocation_answers_it_once_and_the_next_is_served() {
     unsafe {
         libc::kill(pid as libc::pid_t, libc::SIGTERM);
     }
+    let signalled = Instant::now();
     let reply = reply.await.unwrap();
     let error = function_error(&reply);
     assert_eq!(error["errorType"], "Runtime.ExitError", "{error}");
+    let took = signalled.elapsed();
+    println!("sigterm during an invocation: answered {took:?} after the signal: {error}");
+    assert!(took < Duration::from_secs(4), "the bootstrap waited for the handler: {took:?}");
     // The bootstrap's shutdown flush delivered the point before it exited.
     assert!(
         intake
