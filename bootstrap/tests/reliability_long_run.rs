@@ -8,8 +8,8 @@
 //!
 //! Asserted: every invoke answered exactly once (the emulator's counters), every custom point
 //! and every span printed exactly once, and no descriptor or thread growth in the bootstrap
-//! between 10 % and 100 % of the run. The RSS slope from 10 % to 100 % is reported (and written with the other
-//! figures to `target/<profile>/reliability/long-run-<mode>.json`), not asserted.
+//! between 10 % and 100 % of the run. The RSS slope from 10 % to 100 % is reported (and written
+//! with the other figures to `target/<profile>/reliability/long-run-<mode>.json`), not asserted.
 mod emulator_support;
 mod reliability_support;
 
