@@ -77,7 +77,11 @@ async fn relay(mut client: TcpStream, upstream: String, throttled: Arc<AtomicUsi
         let throttle = throttled.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < throttle_first).then_some(n + 1));
         if let Ok(n) = throttle {
             let answer = format!(
-                "HTTP/1.1 400 Bad Request\r\nx-amzn-RequestId: throttled-{n}\r\nx-amzn-ErrorType: ThrottlingException\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\n\r\n{THROTTLING_BODY}",
+                "HTTP/1.1 400 Bad Request\r\n\
+                 x-amzn-RequestId: throttled-{n}\r\n\
+                 x-amzn-ErrorType: ThrottlingException\r\n\
+                 content-type: application/x-amz-json-1.1\r\n\
+                 content-length: {}\r\n\r\n{THROTTLING_BODY}",
                 THROTTLING_BODY.len()
             );
             if client.write_all(answer.as_bytes()).await.is_err() {
