@@ -618,6 +618,9 @@ async fn exec_child_dying_during_init_is_an_init_error_and_the_bootstrap_exits()
         stderr.contains("python runtime: dying during init"),
         "the child's last words:\n{stderr}"
     );
+    // Each failed init is counted before the bootstrap exits.
+    let lines = function.wait_for_metric_lines(|l| count_named(l, "aws.lambda.enhanced.errors") >= 2);
+    assert_eq!(count_named(&lines, "aws.lambda.enhanced.errors"), 2, "{lines:?}");
     let stats = function.emulator.stats().await;
     // Each invoke found a fresh sandbox whose init failed, and was answered once with it.
     assert_eq!(stats["invokes_received"], 2, "{stats}");
