@@ -84,3 +84,39 @@ pub fn thread_names(pid: u32) -> Vec<String> {
     names.sort();
     names
 }
+
+/// What each open descriptor of the process is: a path, a pipe, or for a socket its TCP/UDP
+/// addresses (looked up by inode in `/proc/<pid>/net/{tcp,udp}`), sorted.
+pub fn fd_targets(pid: u32) -> Vec<String> {
+    let mut sockets = std::collections::HashMap::new();
+    for table in ["tcp", "udp", "tcp6", "udp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() > 9 {
+                let port = |address: &str| {
+                    let hex = address.rsplit(':').next().unwrap_or_default();
+                    u16::from_str_radix(hex, 16).unwrap_or(0)
+                };
+                let described = format!("{table} :{} -> :{} st{}", port(fields[1]), port(fields[2]), fields[3]);
+                sockets.insert(fields[9].to_owned(), described);
+            }
+        }
+    }
+    let mut targets: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .map(|target| {
+            let target = target.display().to_string();
+            let inode = target.strip_prefix("socket:[").and_then(|rest| rest.strip_suffix(']'));
+            match inode.and_then(|inode| sockets.get(inode)) {
+                Some(described) => described.clone(),
+                None => target,
+            }
+        })
+        .collect();
+    targets.sort();
+    targets
+}
