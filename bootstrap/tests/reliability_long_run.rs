@@ -108,6 +108,8 @@ struct Figures {
     peak_first_10: (usize, usize),
     peak_last_10: (usize, usize),
     rss_slope_kb_per_10k: f64,
+    /// `(invocations done, VmRSS KB)` every 5 % past the first 10 %.
+    rss_series: Vec<(u64, u64)>,
     seconds: f64,
 }
 
@@ -265,6 +267,7 @@ async fn run(mode: Mode, n: u64) -> Figures {
         peak_first_10,
         peak_last_10,
         rss_slope_kb_per_10k: slope,
+        rss_series: rss.iter().map(|(x, y)| (*x as u64, *y as u64)).collect(),
         seconds,
     }
 }
@@ -290,6 +293,7 @@ fn report(mode: Mode, figures: &Figures) {
         "rss_kb_at_100_percent": figures.at_100.rss_kb,
         "vm_hwm_kb": figures.at_100.hwm_kb,
         "rss_slope_kb_per_10k_invocations": (figures.rss_slope_kb_per_10k * 10.0).round() / 10.0,
+        "rss_kb_series": figures.rss_series,
         "seconds": (figures.seconds * 10.0).round() / 10.0,
         "profile": profile_dir().file_name().map(|n| n.to_string_lossy().into_owned()),
     });
