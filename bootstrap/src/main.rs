@@ -63,10 +63,15 @@ fn main() -> ExitCode {
         }
     };
     let telemetry_thread = runtimes.telemetry.handle().clone();
-    match command {
+    let code = match command {
         None => runtimes.main.block_on(serve(config, process_started, telemetry_thread)),
         Some(Command::Invoke(args)) => runtimes.main.block_on(bootstrap::emulator::local_invoke::run_and_print(args)),
-    }
+    };
+    // Dropping a runtime waits for its blocking tasks (a `/proc` sample, a handler under
+    // `block_in_place`); the final flush is done by now, so leave them behind.
+    runtimes.main.shutdown_background();
+    runtimes.telemetry.shutdown_background();
+    code
 }
 
 /// The two tokio runtimes of the process.
@@ -120,7 +125,7 @@ async fn serve(config: Config, process_started: Timestamp, telemetry_thread: tok
             return ExitCode::FAILURE;
         }
     };
-    let client = RuntimeApiClient::new(endpoint);
+    let client = RuntimeApiClient::new(endpoint.clone());
     // Built on the telemetry thread, so the tasks and sockets telemetry starts live there.
     let telemetry = {
         let _on_telemetry_thread = telemetry_thread.enter();
@@ -153,10 +158,15 @@ async fn serve(config: Config, process_started: Timestamp, telemetry_thread: tok
     let exec_output = exec_telemetry.as_ref().map(|exec| exec.output.clone()).unwrap_or_default();
 
     // Registered during init, beside the handler's own init, as Lambda requires of extensions.
+    // From the telemetry thread, with a client of its own: its long poll for SHUTDOWN must go on
+    // while a dylib handler holds the main thread.
+    let extension_client = RuntimeApiClient::new(endpoint.clone());
+    let registration = telemetry_thread.spawn(async move { register_extension(&extension_client).await });
     let (extension, ready) = tokio::join!(
-        register_extension(&client),
+        registration,
         handler::load_with_output(&config, &client, telemetry.host_services(), exec_output)
     );
+    let extension = extension.ok().flatten();
     let init_finished = Timestamp::now();
     let report = InitReport {
         started: process_started,
@@ -178,17 +188,26 @@ async fn serve(config: Config, process_started: Timestamp, telemetry_thread: tok
         watch_runtime: Some(telemetry_thread.clone()),
     };
     let lifecycle = Lifecycle::new(client, ready.handler, observers.clone(), options);
-    tokio::select! {
-        () = lifecycle.clone().run() => ExitCode::SUCCESS,
-        reason = shutdown(extension) => {
+    // The end of the sandbox is watched from the telemetry thread, which also runs the final
+    // flush and ends the process: a dylib handler may hold the main thread until Lambda's grace
+    // period is long over.
+    let shutdown_watch = telemetry_thread.spawn({
+        let lifecycle = lifecycle.clone();
+        async move {
+            let reason = shutdown(extension).await;
             tracing::debug!(reason, "shutting down");
             // Let an invocation in flight finish its flush first; Lambda's grace period is short.
             let _ = tokio::time::timeout(SHUTDOWN_WAIT_FOR_IDLE, lifecycle.idle()).await;
             lifecycle.shutdown_handler(CHILD_SHUTDOWN_GRACE).await;
             observers.notify(&LifecycleEvent::Shutdown { at: Timestamp::now() }).await;
-            ExitCode::SUCCESS
+            drop(exec_telemetry);
+            // std's exit flushes stdout; the main thread may be inside a handler that never returns.
+            std::process::exit(0);
         }
-    }
+    });
+    lifecycle.run().await;
+    shutdown_watch.abort();
+    ExitCode::SUCCESS
 }
 
 /// Reports an init failure as AWS's runtimes do: `/init/error`, one line on stderr, a non-zero exit.

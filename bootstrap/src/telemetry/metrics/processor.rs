@@ -66,6 +66,9 @@ pub struct FlushStats {
     pub api_failures: AtomicU64,
     /// Custom points dropped: no transport (FIPS), no API key, buffers full, intake refused.
     pub dropped: AtomicU64,
+    /// Custom points in a request to the Datadog API not answered yet: lost if the sandbox
+    /// shuts down first (counted and logged then).
+    pub api_points_in_flight: AtomicU64,
 }
 
 struct ApiState {
@@ -436,7 +439,10 @@ impl MetricsProcessor {
             tracing::debug!("no Datadog API key: {points} custom metric points dropped");
             return;
         };
-        match api.sink.send(&series, &api.constant_tags, &key).await {
+        self.stats.api_points_in_flight.fetch_add(points, Ordering::Relaxed);
+        let sent = api.sink.send(&series, &api.constant_tags, &key).await;
+        self.stats.api_points_in_flight.fetch_sub(points, Ordering::Relaxed);
+        match sent {
             Ok(()) => {
                 self.stats.api_points_sent.fetch_add(points, Ordering::Relaxed);
             }
@@ -507,6 +513,14 @@ impl MetricsProcessor {
                 let points = self.state.lock().map(|mut s| self.pending_post_runtime(&mut s)).unwrap_or_default();
                 let custom = self.collect_custom();
                 self.flush(points, custom).await;
+                // An earlier flush still waiting for the intake ends with the process.
+                let in_flight = self.stats.api_points_in_flight.load(Ordering::Relaxed);
+                if in_flight > 0 {
+                    self.stats.dropped.fetch_add(in_flight, Ordering::Relaxed);
+                    tracing::warn!(
+                        "shutting down with {in_flight} custom metric point(s) still on their way to the Datadog API (it has not answered); they are lost"
+                    );
+                }
             }
         }
     }
