@@ -11,7 +11,7 @@
 //! a child's exit, SIGSEGV and SIGKILL wording: exec_end_to_end and exec_peers; SIGKILL counted
 //! as an OOM: metrics_e2e_exec; an intake 500 outage delivered at shutdown and an undecryptable
 //! KMS key: metrics_e2e_api; API key errors at the library level: api_key_moto). The README
-//! fragment in docs/reliability/faults.md lists every fault with its test.
+//! Reliability section lists every fault with its test.
 // Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
 #![allow(clippy::unwrap_used)]
 mod emulator_support;
@@ -183,7 +183,7 @@ async fn assert_answered_once_by_one_live_bootstrap(emulator: &EmulatorProcess, 
     pid
 }
 
-/// A figure for docs/reliability/faults.md, printed under the test's name (`--nocapture`).
+/// A figure for the README's Reliability section, printed under the test's name (`--nocapture`).
 fn figure(text: &str) {
     let test_name = std::thread::current().name().unwrap_or("?").to_owned();
     println!("reliability figure [{test_name}]: {text}");
