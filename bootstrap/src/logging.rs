@@ -1,6 +1,8 @@
 //! The bootstrap's own log lines: tracing-subscriber to stderr, level from `DD_LOG_LEVEL`,
 //! JSON when `AWS_LAMBDA_LOG_FORMAT=JSON`.
-use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::LogConfig;
 
@@ -27,17 +29,22 @@ pub fn init(config: &LogConfig) {
     let (filter, warning) = level_filter(config.level.as_deref());
     // The level applies to the bootstrap's own lines, as Datadog's libraries scope it to their
     // own logger; libraries underneath (hyper, the AWS SDK) only speak up for warnings.
-    let directives = tracing_subscriber::EnvFilter::builder()
-        .with_default_directive(filter.min(LevelFilter::WARN).into())
-        .parse_lossy(format!("bootstrap={filter}"));
+    // A `Targets` filter rather than an `EnvFilter`: these two fixed directives need no
+    // directive parser or regex engine in the binary.
+    let targets = Targets::new()
+        .with_default(filter.min(LevelFilter::WARN))
+        .with_target("bootstrap", filter);
+    // The builder's own level (INFO by default) would filter before `targets`: let all through.
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(directives)
+        .with_max_level(LevelFilter::TRACE)
         .with_writer(std::io::stderr)
-        .with_target(false);
+        .with_target(false)
+        .with_ansi(false);
     let installed = if config.json {
-        builder.json().flatten_event(true).with_current_span(false).try_init().is_ok()
+        let subscriber = builder.json().flatten_event(true).with_current_span(false).finish();
+        subscriber.with(targets).try_init().is_ok()
     } else {
-        builder.with_ansi(false).try_init().is_ok()
+        builder.finish().with(targets).try_init().is_ok()
     };
     if let (true, Some(warning)) = (installed, warning) {
         tracing::warn!("{warning}");

@@ -9,7 +9,9 @@ use bootstrap::emulator::log_writer::PrefixedStderr;
 use bootstrap::emulator::{Emulator, EmulatorOptions, RuntimeCommand, StdoutTarget};
 use clap::Parser;
 use tokio::signal::unix::{signal, SignalKind};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// Runs COMMAND as a Lambda runtime and serves Lambda's Invoke, Runtime and Extensions APIs.
 #[derive(Parser, Debug)]
@@ -33,12 +35,19 @@ struct Cli {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = EnvFilter::try_from_env("LAMBDA_EMULATOR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // `target=level` directives separated by commas, or a bare level (the bootstrap's own
+    // logging needs no `EnvFilter`, so the emulator does without it too).
+    let filter = std::env::var("LAMBDA_EMULATOR_LOG")
+        .ok()
+        .and_then(|directives| directives.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO));
     tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_max_level(LevelFilter::TRACE)
         .with_writer(PrefixedStderr)
         .with_ansi(false)
         .with_target(false)
+        .finish()
+        .with(filter)
         .init();
 
     let mut command = cli.command.into_iter();

@@ -53,6 +53,7 @@ pub fn moto() -> Moto {
 
 pub async fn sdk(endpoint: &str, region: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(bootstrap::api_key::aws_https_client())
         .region(Region::new(region.to_owned()))
         .endpoint_url(endpoint)
         .credentials_provider(aws_credential_types::Credentials::new("test", "test", None, None, "test"))
