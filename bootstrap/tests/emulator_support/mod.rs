@@ -173,21 +173,7 @@ impl EmulatorProcess {
 
 impl Drop for EmulatorProcess {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            // SAFETY: kill(2) with our own child's pid.
-            unsafe {
-                libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-            }
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(5) {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        stop_gracefully(&mut self.child);
     }
 }
 
@@ -249,5 +235,24 @@ pub async fn wait_for_stat(emulator: &EmulatorProcess, field: &str, at_least: u6
             "{field} never reached {at_least}: {stats}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// SIGTERM, as Lambda ends a sandbox, then SIGKILL if the process is still there after 5 s.
+pub fn stop_gracefully(child: &mut std::process::Child) {
+    if let Ok(None) = child.try_wait() {
+        // SAFETY: kill(2) with our own child's pid.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }

@@ -25,6 +25,11 @@ pub fn durable_tags(event: &Value) -> Tags {
 }
 
 /// `aws.durable.execution_status` from a response `Status` of SUCCEEDED, FAILED or PENDING.
+/// An invocation of a durable function (its event carries `DurableExecutionArn`).
+pub fn is_durable(event: &Value) -> bool {
+    json::get(event, "DurableExecutionArn").is_some()
+}
+
 pub fn execution_status(event: &Value, response: &Value) -> Option<String> {
     json::get(event, "DurableExecutionArn")?;
     let status = json::get(response, "Status")?.as_str()?;

@@ -273,7 +273,8 @@ impl InvocationTrace {
             InvocationResult::Error(error) => function_span::mark_error(&mut function_span, error),
             InvocationResult::ErrorType(error_type) => function_span.set_error(error_type, error_type, None),
             InvocationResult::TimedOut => function_span::mark_timeout(&mut function_span),
-            InvocationResult::Response(body) => {
+            // The response is parsed only when something reads it: most are never looked at.
+            InvocationResult::Response(body) if config.capture_payload || durable::is_durable(&self.event) => {
                 let response = payload::response_value(body);
                 if let Some(status) = durable::execution_status(&self.event, &response) {
                     function_span.set_meta("aws.durable.execution_status", status);
@@ -287,7 +288,7 @@ impl InvocationTrace {
                     );
                 }
             }
-            InvocationResult::Answered => {}
+            InvocationResult::Response(_) | InvocationResult::Answered => {}
         }
         if config.capture_payload {
             payload::capture(
