@@ -55,6 +55,9 @@ impl XrayDaemon {
             ([0, 0, 0, 0], 0).into()
         };
         let socket = UdpSocket::bind(local).ok()?;
+        // Connected, so the kernel drops any datagram that does not come from the daemon: the
+        // socket sends only, and on a non-loopback daemon it is bound to every interface.
+        socket.connect(daemon).ok()?;
         socket.set_nonblocking(true).ok()?;
         Some(Self { socket, daemon })
     }
@@ -66,7 +69,7 @@ impl XrayDaemon {
             return;
         }
         let datagram = datagram(header, key, value, now_seconds, rand::random::<u64>());
-        if let Err(err) = self.socket.send_to(datagram.as_bytes(), self.daemon) {
+        if let Err(err) = self.socket.send(datagram.as_bytes()) {
             tracing::debug!(error = %err, daemon = %self.daemon, "cannot send the Datadog metadata subsegment to the X-Ray daemon");
         }
     }
