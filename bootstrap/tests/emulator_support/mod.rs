@@ -136,21 +136,7 @@ impl EmulatorProcess {
 
     /// Sends SIGTERM and waits for the emulator to exit.
     pub fn terminate(&mut self) -> ExitStatus {
-        // SAFETY: kill(2) with our own child's pid.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            if start.elapsed() > Duration::from_secs(10) {
-                let _ = self.child.kill();
-                panic!("the emulator did not exit within 10 s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        terminate(&mut self.child)
     }
 
     pub async fn stats(&self) -> serde_json::Value {
@@ -254,5 +240,24 @@ pub fn stop_gracefully(child: &mut std::process::Child) {
         }
         let _ = child.kill();
         let _ = child.wait();
+    }
+}
+
+/// SIGTERM to an emulator we started, then its exit status (a panic if it takes over 10 s).
+pub fn terminate(child: &mut std::process::Child) -> ExitStatus {
+    // SAFETY: kill(2) with our own child's pid.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("the emulator did not exit within 10 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -150,18 +150,6 @@ impl ProcReader {
         fs::read_to_string(self.root.join(relative)).ok()
     }
 
-    pub fn cpu_stat(&self) -> Option<CpuStat> {
-        parse_cpu_stat(&self.read("stat")?)
-    }
-
-    pub fn uptime(&self) -> Option<f64> {
-        parse_uptime(&self.read("uptime")?)
-    }
-
-    pub fn network(&self) -> Option<NetworkBytes> {
-        Some(parse_net_dev(&self.read("net/dev")?))
-    }
-
     pub fn limits(&self, pid: u32) -> (u64, u64) {
         self.read(&format!("{pid}/limits")).map_or((1024, 1024), |t| parse_limits(&t))
     }
@@ -183,32 +171,6 @@ impl ProcReader {
             }
         }
         tree
-    }
-
-    fn count_entries(&self, relative: &str) -> u64 {
-        fs::read_dir(self.root.join(relative)).map_or(0, |d| d.count() as u64)
-    }
-
-    /// Open file descriptors and threads of the given processes.
-    pub fn fds_and_threads(&self, pids: &[u32]) -> (u64, u64) {
-        pids.iter().fold((0, 0), |(fds, threads), pid| {
-            (
-                fds + self.count_entries(&format!("{pid}/fd")),
-                threads + self.count_entries(&format!("{pid}/task")),
-            )
-        })
-    }
-
-    /// Resident bytes now (sum of `VmRSS`) and the largest `VmHWM` of the given processes.
-    pub fn memory(&self, pids: &[u32]) -> (u64, u64) {
-        pids.iter()
-            .fold((0, 0), |(rss, hwm), pid| match self.read(&format!("{pid}/status")) {
-                None => (rss, hwm),
-                Some(status) => (
-                    rss + parse_status_kb(&status, "VmRSS").unwrap_or(0),
-                    hwm.max(parse_status_kb(&status, "VmHWM").unwrap_or(0)),
-                ),
-            })
     }
 
     /// `/tmp` size and bytes used, from `statfs`.
@@ -465,12 +427,13 @@ mod tests {
         let me = std::process::id();
         let tree = reader.process_tree(me);
         assert_eq!(tree[0], me);
-        let (fds, threads) = reader.fds_and_threads(&tree);
+        let mut text = String::new();
+        let ProcessUsage { fds, threads, rss, hwm } = ProcessFiles::new(&reader, me).read(&mut text).unwrap();
         assert!(fds >= 3 && threads >= 1, "fds {fds} threads {threads}");
-        let (rss, hwm) = reader.memory(&[me]);
         assert!(rss > 0 && hwm >= rss);
         let (max, used) = reader.tmp_usage().unwrap();
         assert!(max >= used && max > 0);
-        assert!(!reader.cpu_stat().unwrap().per_core_idle.is_empty());
+        assert!(reader.kept("stat").read_into(&mut text));
+        assert!(!parse_cpu_stat(&text).unwrap().per_core_idle.is_empty());
     }
 }
