@@ -46,38 +46,44 @@ pub fn write_lines(out: &mut impl Write, points: &[MetricPoint]) -> std::io::Res
     if points.is_empty() {
         return Ok(());
     }
-    let mut buffer = String::with_capacity(points.len() * 400);
+    let mut buffer = Vec::with_capacity(points.len() * 400);
     // An invocation's enhanced metrics share one tag set: serialise it once for the run of
     // points that carry it (the same bytes `format_line` prints).
     let mut tags_of: Option<&[String]> = None;
-    let mut tags_json = String::new();
+    let mut tags_json = Vec::new();
     for point in points {
-        if tags_of != Some(point.tags.as_slice()) {
-            tags_json = serde_json::to_string(&point.tags).unwrap_or_else(|_| "[]".to_owned());
-            tags_of = Some(point.tags.as_slice());
+        let same_tags = tags_of.is_some_and(|tags| std::ptr::eq(tags.as_ptr(), point.tags.as_ptr()) || *tags == *point.tags);
+        if !same_tags {
+            tags_json.clear();
+            if serde_json::to_writer(&mut tags_json, &*point.tags).is_err() {
+                tags_json.clear();
+                tags_json.extend_from_slice(b"[]");
+            }
+            tags_of = Some(&point.tags);
         }
         push_line(&mut buffer, point, &tags_json);
-        buffer.push('\n');
+        buffer.push(b'\n');
     }
-    out.write_all(buffer.as_bytes())?;
+    out.write_all(&buffer)?;
     out.flush()
 }
 
 /// `{"m":<name>,"v":<value>,"e":<seconds>,"t":<tags>}`, the keys in the order `format_line` prints.
-fn push_line(buffer: &mut String, point: &MetricPoint, tags_json: &str) {
+fn push_line(buffer: &mut Vec<u8>, point: &MetricPoint, tags_json: &[u8]) {
     let value = match point.value {
         MetricValue::Integer(i) => JsonNumber::Integer(i),
         MetricValue::Float(f) => JsonNumber::Float(f),
     };
-    buffer.push_str("{\"m\":");
-    buffer.push_str(&serde_json::to_string(&point.name).unwrap_or_default());
-    buffer.push_str(",\"v\":");
-    buffer.push_str(&serde_json::to_string(&value).unwrap_or_default());
-    buffer.push_str(",\"e\":");
-    buffer.push_str(itoa::Buffer::new().format(point.timestamp));
-    buffer.push_str(",\"t\":");
-    buffer.push_str(tags_json);
-    buffer.push('}');
+    // Writing into a Vec cannot fail, and a string and a finite number always serialise.
+    buffer.extend_from_slice(b"{\"m\":");
+    let _ = serde_json::to_writer(&mut *buffer, &point.name);
+    buffer.extend_from_slice(b",\"v\":");
+    let _ = serde_json::to_writer(&mut *buffer, &value);
+    buffer.extend_from_slice(b",\"e\":");
+    buffer.extend_from_slice(itoa::Buffer::new().format(point.timestamp).as_bytes());
+    buffer.extend_from_slice(b",\"t\":");
+    buffer.extend_from_slice(tags_json);
+    buffer.push(b'}');
 }
 
 /// Writes to the process's stdout, where Lambda collects it into the function's log group.

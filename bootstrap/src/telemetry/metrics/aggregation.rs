@@ -66,7 +66,7 @@ impl Aggregator {
     }
 
     pub fn add(&mut self, point: &MetricPoint) {
-        let mut sorted_tags = point.tags.clone();
+        let mut sorted_tags = point.tags.to_vec();
         sorted_tags.sort();
         let key = SeriesKey {
             name: point.name.clone(),
@@ -81,7 +81,7 @@ impl Aggregator {
                 key.clone(),
                 Series {
                     name: point.name.clone(),
-                    tags: point.tags.clone(),
+                    tags: point.tags.to_vec(),
                     bucket: key.bucket,
                     values: vec![value],
                 },
@@ -133,7 +133,7 @@ mod tests {
     use super::*;
 
     fn point(name: &str, v: f64, ts: i64, tags: &[&str]) -> MetricPoint {
-        MetricPoint::new(name, v, ts, tags.iter().map(std::string::ToString::to_string).collect())
+        MetricPoint::new(name, v, ts, tags.iter().map(std::string::ToString::to_string).collect::<Vec<_>>())
     }
 
     #[test]

@@ -160,7 +160,7 @@ mod tests {
         assert_eq!(p.name, "peer.test.count");
         assert_eq!(p.value, MetricValue::Integer(1));
         assert_eq!(p.timestamp, NOW);
-        assert_eq!(p.tags, ["k:v".to_owned(), layer_tag()]);
+        assert_eq!(*p.tags, ["k:v".to_owned(), layer_tag()]);
     }
 
     #[test]

@@ -377,7 +377,7 @@ mod tests {
         let stats = DogStatsDStats::default();
         let points = parse_datagram(b"a:1|d|#k:v\n\ngarbage\nb:2|h\r\nc:3|c\nold:1|d|T1000", NOW, &stats);
         assert_eq!(points.len(), 2);
-        assert_eq!(points[0].tags, ["k:v".to_owned(), layer_tag()]);
+        assert_eq!(*points[0].tags, ["k:v".to_owned(), layer_tag()]);
         assert_eq!(points[1].name, "c");
         assert_eq!(stats.malformed.load(Ordering::Relaxed), 1);
         assert_eq!(stats.unsupported_type.load(Ordering::Relaxed), 1);

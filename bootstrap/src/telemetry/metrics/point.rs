@@ -1,4 +1,5 @@
 //! One metric sample, the unit every source produces and every sink consumes.
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A sample's value, kept as it was given so the Forwarder line prints `1` for an integer
@@ -45,17 +46,18 @@ pub struct MetricPoint {
     pub value: MetricValue,
     /// Unix epoch seconds.
     pub timestamp: i64,
-    /// `key:value` strings in the order they are printed.
-    pub tags: Vec<String>,
+    /// `key:value` strings in the order they are printed; shared, because every enhanced
+    /// point of an invocation carries the same set.
+    pub tags: Arc<[String]>,
 }
 
 impl MetricPoint {
-    pub fn new(name: impl Into<String>, value: impl Into<MetricValue>, timestamp: i64, tags: Vec<String>) -> Self {
+    pub fn new(name: impl Into<String>, value: impl Into<MetricValue>, timestamp: i64, tags: impl Into<Arc<[String]>>) -> Self {
         Self {
             name: name.into(),
             value: value.into(),
             timestamp,
-            tags,
+            tags: tags.into(),
         }
     }
 }

@@ -83,11 +83,54 @@ struct ApiState {
 /// What is known of the last invocation once its flush ends; its post-runtime metrics go out
 /// with the next flush.
 struct PendingInvocation {
-    tags: Vec<String>,
+    tags: InvocationTags,
     timestamp: i64,
     received: Timestamp,
     answered: Timestamp,
     flushed: Timestamp,
+}
+
+/// An invocation's enhanced tag set, without and with the layer tag that every point gets.
+#[derive(Clone)]
+struct InvocationTags {
+    base: Arc<[String]>,
+    with_layer: Arc<[String]>,
+}
+
+impl InvocationTags {
+    fn new(base: Vec<String>) -> Self {
+        let mut with_layer = Vec::with_capacity(base.len() + 1);
+        with_layer.extend_from_slice(&base);
+        with_layer.push(layer_tag());
+        Self {
+            base: base.into(),
+            with_layer: with_layer.into(),
+        }
+    }
+}
+
+/// Tag sets by (function ARN, cold start): a sandbox sees one ARN (two with an alias), so
+/// an invocation's tags are built once, not formatted again for each invocation.
+#[derive(Default)]
+struct TagSets {
+    known: Vec<(String, bool, InvocationTags)>,
+}
+
+impl TagSets {
+    /// More than this many ARNs (a test calling with many) starts the cache over.
+    const LIMIT: usize = 8;
+
+    fn get(&mut self, statics: &StaticTags, arn: &str, cold_start: bool) -> InvocationTags {
+        if let Some((_, _, tags)) = self.known.iter().find(|(a, c, _)| a == arn && *c == cold_start) {
+            return tags.clone();
+        }
+        if self.known.len() >= Self::LIMIT {
+            self.known.clear();
+        }
+        let tags = InvocationTags::new(enhanced_tags(statics, Some(arn), cold_start));
+        self.known.push((arn.to_owned(), cold_start, tags.clone()));
+        tags
+    }
 }
 
 #[derive(Default)]
@@ -112,6 +155,7 @@ pub struct MetricsProcessor {
     /// DogStatsD refusals already reported in a log line.
     dogstatsd_refusals_logged: AtomicU64,
     state: Mutex<State>,
+    tag_sets: Mutex<TagSets>,
     pub stats: FlushStats,
 }
 
@@ -176,6 +220,7 @@ impl MetricsProcessor {
             dogstatsd_drainer: Mutex::new(None),
             dogstatsd_refusals_logged: AtomicU64::new(0),
             state: Mutex::new(State::default()),
+            tag_sets: Mutex::new(TagSets::default()),
             stats: FlushStats::default(),
         });
         processor.start_api_key_fetch();
@@ -289,24 +334,22 @@ impl MetricsProcessor {
     }
 
     /// Turns computed metrics into points, keeping only those this transport should send.
-    fn route(&self, measured: Vec<Measured>, tags: &[String], timestamp: i64) -> Vec<MetricPoint> {
+    fn route(&self, measured: Vec<Measured>, tags: &InvocationTags, timestamp: i64) -> Vec<MetricPoint> {
         if !self.config.enhanced_metrics {
             return Vec::new();
         }
-        let mut with_layer = Vec::with_capacity(tags.len() + 1);
-        with_layer.extend_from_slice(tags);
-        with_layer.push(layer_tag());
+        let InvocationTags { base: tags, with_layer } = tags;
         measured
             .into_iter()
             .filter(|m| m.metric.sent_by_bootstrap(self.config.transport, m.reason))
             .map(|m| {
                 let all = if m.extra_tags.is_empty() {
-                    with_layer.clone()
+                    Arc::clone(with_layer)
                 } else {
                     let mut all = tags.to_vec();
                     all.extend(m.extra_tags);
                     all.push(layer_tag());
-                    all
+                    all.into()
                 };
                 MetricPoint::new(m.metric.name(), m.value, timestamp, all)
             })
@@ -326,16 +369,23 @@ impl MetricsProcessor {
     }
 
     fn on_init(&self, init: &InitReport) -> Vec<MetricPoint> {
-        let tags = enhanced_tags(&self.statics, None, true);
+        let tags = InvocationTags::new(enhanced_tags(&self.statics, None, true));
         self.route(enhanced::init_metrics(init), &tags, epoch_seconds(init.finished.wall))
     }
 
-    fn on_invocation(&self, report: &InvocationReport) -> (Vec<MetricPoint>, Vec<String>) {
+    fn invocation_tags(&self, arn: &str, cold_start: bool) -> InvocationTags {
+        match self.tag_sets.lock() {
+            Ok(mut sets) => sets.get(&self.statics, arn, cold_start),
+            Err(_) => InvocationTags::new(enhanced_tags(&self.statics, Some(arn), cold_start)),
+        }
+    }
+
+    fn on_invocation(&self, report: &InvocationReport) -> (Vec<MetricPoint>, Option<InvocationTags>) {
         if !self.config.enhanced_metrics {
-            return (Vec::new(), Vec::new());
+            return (Vec::new(), None);
         }
         let arn = &report.invocation.context.invoked_function_arn;
-        let tags = enhanced_tags(&self.statics, Some(arn.as_str()), report.cold_start);
+        let tags = self.invocation_tags(arn, report.cold_start);
         let facts = enhanced::outcome_facts(report);
         let mut measured = enhanced::invocation_metrics(report, &facts);
         let already_flushed = self.state.lock().is_ok_and(|mut s| {
@@ -349,7 +399,7 @@ impl MetricsProcessor {
         if let Some(usage) = &self.usage {
             measured.extend(usage.window_metrics());
         }
-        (self.route(measured, &tags, epoch_seconds(report.received.wall)), tags)
+        (self.route(measured, &tags, epoch_seconds(report.received.wall)), Some(tags))
     }
 
     /// Sends enhanced points and custom points where the transport says.
@@ -477,7 +527,8 @@ impl MetricsProcessor {
                 points.extend(invocation_points);
                 let custom = self.collect_custom();
                 self.flush(points, custom).await;
-                if let Ok(mut state) = self.state.lock() {
+                // Without enhanced metrics there are no post-runtime metrics to send later.
+                if let (Some(tags), Ok(mut state)) = (tags, self.state.lock()) {
                     state.pending = Some(PendingInvocation {
                         tags,
                         timestamp: epoch_seconds(report.received.wall),
@@ -494,7 +545,7 @@ impl MetricsProcessor {
                 ..
             } => {
                 let arn = invocation.context.invoked_function_arn.as_str();
-                let tags = enhanced_tags(&self.statics, Some(arn), *cold_start);
+                let tags = self.invocation_tags(arn, *cold_start);
                 let invocations = vec![Measured {
                     metric: enhanced::EnhancedMetric::Invocations,
                     value: MetricValue::Integer(1),

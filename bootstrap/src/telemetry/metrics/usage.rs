@@ -1,9 +1,15 @@
-//! The `/proc`-based enhanced metrics of one invocation: CPU and network as deltas between
-//! the ends of two windows, and fd/thread/`/tmp`/memory peaks sampled by a background task
-//! every 10 ms (the Extension's interval). A window's peaks start at the levels last sampled,
-//! which held when it began, so a window shorter than the interval still has them without a
-//! sample of its own. Closing a window reads two kept-open files (`/proc/stat`,
-//! `/proc/net/dev`): the rest of the work happens on the telemetry thread.
+//! The `/proc`-based enhanced metrics of one invocation, all sampled by a background task on
+//! the telemetry thread every 10 ms (the Extension's interval), so closing a window reads no
+//! file: the invocation pays nothing for them.
+//!
+//! - CPU and network are deltas of `/proc/stat` and `/proc/net/dev` between the samples last
+//!   taken when a window began and when it ended; each window starts where the last one ended,
+//!   so over any run of invocations they add up to the sandbox's totals. A window shorter than
+//!   the interval may see no new sample and shows zero (its share goes to the next window that
+//!   crosses a sample): `/proc/stat` counts in 10 ms ticks anyway, so a sub-tick window had
+//!   no CPU figure of its own to lose.
+//! - fd/thread/`/tmp` peaks start at the levels last sampled, which held when the window began,
+//!   so a window shorter than the interval still has them; memory is a sandbox-lifetime peak.
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -47,9 +53,11 @@ impl Peaks {
     }
 }
 
-/// The counters a window is measured between.
+/// The counters a window is measured between, as one sample saw them.
 #[derive(Clone, Default)]
 struct Counters {
+    /// When they were read; `None` for a default (never read) set.
+    taken: Option<Instant>,
     cpu: Option<CpuStat>,
     uptime: Option<f64>,
     network: Option<NetworkBytes>,
@@ -73,6 +81,8 @@ pub struct UsageMonitor {
     levels: Levels,
     files: Mutex<Files>,
     baseline: Mutex<Counters>,
+    /// The counters of the newest sample: a window's end.
+    latest: Mutex<Counters>,
     limits: (u64, u64),
 }
 
@@ -94,6 +104,7 @@ impl UsageMonitor {
             levels: Levels::default(),
             files: Mutex::new(files),
             baseline: Mutex::new(Counters::default()),
+            latest: Mutex::new(Counters::default()),
             limits,
         });
         monitor.sample();
@@ -119,10 +130,14 @@ impl UsageMonitor {
         })
     }
 
-    /// Takes one sample of the peaks.
+    /// Takes one sample of the peaks and of the CPU and network counters.
     pub fn sample(&self) {
         if let Ok(mut files) = self.files.lock() {
             self.sample_processes(&mut files);
+            let counters = Self::counters(&mut files);
+            if let Ok(mut latest) = self.latest.lock() {
+                *latest = counters;
+            }
         }
         if let Some((max, used)) = self.reader.tmp_usage() {
             self.levels.tmp_max.store(max, Ordering::Relaxed);
@@ -171,23 +186,42 @@ impl UsageMonitor {
             ..
         } = files;
         Counters {
+            taken: Some(Instant::now()),
             cpu: stat.read_into(text).then(|| parse_cpu_stat(text)).flatten(),
             uptime: boot_clock_seconds().or_else(|| uptime.read_into(text).then(|| parse_uptime(text)).flatten()),
             network: net_dev.read_into(text).then(|| parse_net_dev(text)),
         }
     }
 
-    /// Starts a new measurement window: CPU and network counters are read now, fd/thread/`/tmp`
-    /// peaks restart. [`UsageMonitor::window_metrics`] starts the next window itself.
+    /// Starts a new measurement window at the newest sample: fd/thread/`/tmp` peaks restart.
+    /// [`UsageMonitor::window_metrics`] starts the next window itself.
     pub fn mark_baseline(&self) {
-        let counters = match self.files.lock() {
-            Ok(mut files) => Self::counters(&mut files),
-            Err(_) => Counters::default(),
-        };
+        let counters = self.newest_counters();
         if let Ok(mut slot) = self.baseline.lock() {
             *slot = counters;
         }
         self.peaks.restart_window(&self.levels);
+    }
+
+    /// The counters of the newest sample; read now only when the sampler has fallen behind
+    /// (not running, or its thread starved for more than two intervals), so that a window's
+    /// end is never older than that.
+    fn newest_counters(&self) -> Counters {
+        if let Ok(latest) = self.latest.lock() {
+            if latest.taken.is_some_and(|at| at.elapsed() <= 2 * SAMPLE_INTERVAL) {
+                return latest.clone();
+            }
+        }
+        let counters = match self.files.lock() {
+            Ok(mut files) => Self::counters(&mut files),
+            Err(_) => Counters::default(),
+        };
+        if let Ok(mut latest) = self.latest.lock() {
+            if latest.taken < counters.taken {
+                *latest = counters.clone();
+            }
+        }
+        counters
     }
 
     /// The sandbox's peak memory so far, in bytes: the sampled peak of the process tree, or
@@ -204,10 +238,7 @@ impl UsageMonitor {
             CpuMaxUtilization, CpuMinUtilization, CpuSystemTime, CpuTotalTime, CpuTotalUtilization, CpuTotalUtilizationPct, CpuUserTime,
             FdMax, FdUse, NumCores, RxBytes, ThreadsMax, ThreadsUse, TmpFree, TmpMax, TmpUsed, TotalNetwork, TxBytes,
         };
-        let after = match self.files.lock() {
-            Ok(mut files) => Self::counters(&mut files),
-            Err(_) => Counters::default(),
-        };
+        let after = self.newest_counters();
         let tmp_max = self.levels.tmp_max.load(Ordering::Relaxed);
         let before = match self.baseline.lock() {
             Ok(mut slot) => std::mem::replace(&mut *slot, after.clone()),
@@ -348,6 +379,47 @@ mod tests {
         assert!(get(EnhancedMetric::CpuTotalTime).unwrap() >= 0.0);
         assert!(get(EnhancedMetric::TmpMax).unwrap() > 0.0);
         assert!(monitor.max_memory_bytes() > 0);
+    }
+
+    /// A fake `/proc` whose CPU and network counters the test moves.
+    fn fake_proc(dir: &std::path::Path, user_ticks: u64, rx: u64) {
+        std::fs::create_dir_all(dir.join("net")).unwrap();
+        std::fs::write(
+            dir.join("stat"),
+            format!("cpu  {user_ticks} 0 0 100 0 0 0 0 0 0\ncpu0 {user_ticks} 0 0 100 0 0 0 0 0 0\nintr 1 2 3\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("net/dev"),
+            format!(
+                "Inter-|   Receive\n face |bytes\n  eth0: {rx} 1 0 0 0 0 0 0 500 1 0 0 0 0 0 0\n    lo: 9 1 0 0 0 0 0 0 9 1 0 0 0 0 0 0\n"
+            ),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_window_ends_at_the_newest_sample_without_reading_proc() {
+        let dir = tempfile::tempdir().unwrap();
+        fake_proc(dir.path(), 10, 1000);
+        let monitor = UsageMonitor::new(ProcReader::new(dir.path(), std::env::temp_dir()), 1);
+        let get = |metrics: &[Measured], m: EnhancedMetric| metrics.iter().find(|x| x.metric == m).map(|x| x.value.as_f64());
+        // The counters move, but no sample has seen them: the window ends at the last sample.
+        fake_proc(dir.path(), 15, 1800);
+        let unsampled = monitor.window_metrics();
+        assert_eq!(get(&unsampled, EnhancedMetric::RxBytes), Some(0.0));
+        assert_eq!(get(&unsampled, EnhancedMetric::CpuUserTime), Some(0.0));
+        // The sampler's next tick carries them into the next window, counted once.
+        monitor.sample();
+        let sampled = monitor.window_metrics();
+        assert_eq!(get(&sampled, EnhancedMetric::RxBytes), Some(800.0));
+        let ms_per_tick = 1000.0 / clock_ticks_per_second();
+        assert_eq!(get(&sampled, EnhancedMetric::CpuUserTime), Some(5.0 * ms_per_tick));
+        assert_eq!(get(&monitor.window_metrics(), EnhancedMetric::RxBytes), Some(0.0));
+        // A sampler that fell behind (here: none runs) no longer stands for "now": read then.
+        fake_proc(dir.path(), 15, 2000);
+        std::thread::sleep(3 * SAMPLE_INTERVAL);
+        assert_eq!(get(&monitor.window_metrics(), EnhancedMetric::RxBytes), Some(200.0));
     }
 
     #[test]

@@ -101,7 +101,15 @@ fn write_number(out: &mut String, value: f64) {
 /// A JSON string with every non-ASCII character escaped, as `json.dumps` does by default.
 fn write_string(out: &mut String, value: &str) {
     out.push('"');
-    for c in value.chars() {
+    // Runs of printable ASCII (nearly every byte of a span) are copied whole.
+    let mut rest = value;
+    while let Some(at) = rest
+        .bytes()
+        .position(|b| !(b.is_ascii() && !b.is_ascii_control() && b != b'"' && b != b'\\'))
+    {
+        out.push_str(&rest[..at]);
+        let Some(c) = rest[at..].chars().next() else { break };
+        rest = &rest[at + c.len_utf8()..];
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
@@ -110,7 +118,6 @@ fn write_string(out: &mut String, value: &str) {
             '\t' => out.push_str("\\t"),
             '\u{08}' => out.push_str("\\b"),
             '\u{0c}' => out.push_str("\\f"),
-            c if c.is_ascii() && !c.is_ascii_control() => out.push(c),
             c => {
                 let mut units = [0u16; 2];
                 for unit in c.encode_utf16(&mut units) {
@@ -119,6 +126,7 @@ fn write_string(out: &mut String, value: &str) {
             }
         }
     }
+    out.push_str(rest);
     out.push('"');
 }
 
@@ -203,10 +211,12 @@ mod tests {
         let mut span = reference_span();
         span.meta.clear();
         span.set_meta("msg", "é \"q\" \u{1F600}\t");
+        span.set_meta("raw", "a\\b\u{7f}\u{1}end");
         span.set_metric("ratio", 0.25);
         span.set_metric("nan", f64::NAN);
         let line = forwarder_line(&[span]);
         assert!(line.contains(r#""msg": "\u00e9 \"q\" \ud83d\ude00\t""#), "{line}");
+        assert!(line.contains(r#""raw": "a\\b\u007f\u0001end""#), "{line}");
         assert!(line.contains(r#""ratio": 0.25"#));
         assert!(!line.contains("nan"));
         assert!(line.is_ascii());

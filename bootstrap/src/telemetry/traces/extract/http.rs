@@ -16,6 +16,6 @@ pub(super) fn extract(event: &Value, input: &ExtractInput<'_>, decode_authorizer
             }
         }
     }
-    let headers = Value::Object(trigger::resolve_headers(event));
-    propagation::extract(&propagation::Carrier::from_json(&headers), &input.config.propagation_extract)
+    let headers = trigger::resolve_headers(event);
+    propagation::extract(&propagation::Carrier::from_json_map(&headers), &input.config.propagation_extract)
 }

@@ -8,12 +8,12 @@ use crate::telemetry::traces::json;
 use crate::telemetry::traces::trigger::resolve_headers;
 
 pub(super) fn build(event: &Value, input: &InferInput<'_>) -> Draft {
-    let headers = Value::Object(resolve_headers(event));
+    let headers = resolve_headers(event);
     let text = |v: Option<&Value>| v.filter(|v| !v.is_null()).map(|v| json::py_str(Some(v)));
-    let host = text(json::get(&headers, "host"));
+    let host = text(headers.get("host"));
     let method = text(json::get(event, "httpMethod"));
     let path = text(json::get(event, "path"));
-    let proto = text(json::get(&headers, "x-forwarded-proto")).unwrap_or_else(|| "http".to_owned());
+    let proto = text(headers.get("x-forwarded-proto")).unwrap_or_else(|| "http".to_owned());
     let service = service_name(input.config, host.as_deref(), "lambda_alb", host.as_deref(), None);
     let resource = match (&method, &path) {
         (Some(m), Some(p)) => format!("{m} {p}"),
@@ -31,7 +31,7 @@ pub(super) fn build(event: &Value, input: &InferInput<'_>) -> Draft {
         ("span.kind", Some("server".to_owned())),
         ("http.method", method),
         ("http.url", url),
-        ("http.useragent", text(json::get(&headers, "user-agent"))),
+        ("http.useragent", text(headers.get("user-agent"))),
         ("endpoint", path),
         ("resource_names", Some(resource)),
         ("request_id", Some(input.request_id.to_owned())),

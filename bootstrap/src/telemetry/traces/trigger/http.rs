@@ -1,4 +1,6 @@
 //! The `http.*` trigger tags shared by API Gateway, Function URL and ALB events.
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 use super::Tags;
@@ -6,9 +8,9 @@ use crate::telemetry::traces::json;
 
 /// Request headers: single-value `headers` when non-empty, else the first value of each
 /// `multiValueHeaders` entry. Non-text values are dropped.
-pub fn resolve_headers(event: &Value) -> Map<String, Value> {
+pub fn resolve_headers(event: &Value) -> Cow<'_, Map<String, Value>> {
     if let Some(headers) = json::get(event, "headers").and_then(Value::as_object).filter(|h| !h.is_empty()) {
-        return headers.clone();
+        return Cow::Borrowed(headers);
     }
     let mut resolved = Map::new();
     if let Some(multi) = json::get(event, "multiValueHeaders").and_then(Value::as_object) {
@@ -26,7 +28,7 @@ pub fn resolve_headers(event: &Value) -> Map<String, Value> {
             }
         }
     }
-    resolved
+    Cow::Owned(resolved)
 }
 
 pub(super) fn tags(event: &Value) -> Tags {
@@ -49,12 +51,14 @@ pub(super) fn tags(event: &Value) -> Tags {
         }
     } else if json::truthy(rc_get("elb")) {
         // ALB events have no stage: the URL comes from the forwarded host/proto headers.
-        let headers = Value::Object(resolve_headers(event));
-        if let Some(host) = json::get(&headers, "host").filter(|h| json::truthy(Some(h))) {
-            let proto = json::get(&headers, "x-forwarded-proto").map_or_else(|| "http".to_owned(), |p| json::py_str(Some(p)));
+        let headers = resolve_headers(event);
+        if let Some(host) = headers.get("host").filter(|h| json::truthy(Some(h))) {
+            let proto = headers
+                .get("x-forwarded-proto")
+                .map_or_else(|| "http".to_owned(), |p| json::py_str(Some(p)));
             tags.insert("http.url".into(), format!("{proto}://{}", json::py_str(Some(host))));
         }
-        if let Some(agent) = json::get(&headers, "user-agent").filter(|a| json::truthy(Some(a))) {
+        if let Some(agent) = headers.get("user-agent").filter(|a| json::truthy(Some(a))) {
             tags.insert("http.useragent".into(), json::py_str(Some(agent)));
         }
         if let Some(p) = path.as_ref().filter(|p| json::truthy(Some(p))) {

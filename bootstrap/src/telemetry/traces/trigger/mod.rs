@@ -213,12 +213,33 @@ pub fn http_status_code(source: &EventSource, result: HandlerResult<'_>) -> Opti
     }
     Some(match result {
         HandlerResult::Failed => "502".to_owned(),
-        HandlerResult::Response(body) => match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Null) => "502".to_owned(),
-            Ok(response @ Value::Object(_)) => json::py_str(json::get(&response, "statusCode")),
-            _ => "200".to_owned(),
-        },
+        HandlerResult::Response(body) => {
+            if let Some(status) = status_code_of_object(body) {
+                return Some(status);
+            }
+            match serde_json::from_slice::<Value>(body) {
+                Ok(Value::Null) => "502".to_owned(),
+                Ok(response @ Value::Object(_)) => json::py_str(json::get(&response, "statusCode")),
+                _ => "200".to_owned(),
+            }
+        }
     })
+}
+
+/// `statusCode` of a response that is a JSON object, read without building the rest of it
+/// (an HTTP response carries its whole body); `None` for anything else, which the caller
+/// reads the slow way.
+fn status_code_of_object(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct StatusOnly {
+        #[serde(rename = "statusCode", default)]
+        status_code: Option<Value>,
+    }
+    if !body.trim_ascii_start().starts_with(b"{") {
+        return None;
+    }
+    let probe: StatusOnly = serde_json::from_slice(body).ok()?;
+    Some(json::py_str(probe.status_code.as_ref()))
 }
 
 #[cfg(test)]
@@ -255,6 +276,23 @@ mod tests {
             http_status_code(&api, HandlerResult::Response(br#"{"body": "x"}"#)).as_deref(),
             Some("None")
         );
+        for (body, status) in [
+            (
+                &br#" {"statusCode": "201", "body": {"nested": [1, {"statusCode": 500}]}}"#[..],
+                "201",
+            ),
+            (br#"{"statusCode": 200.0}"#, "200.0"),
+            (br#"{"statusCode": null}"#, "None"),
+            (br#"{"statusCode": 1, "statusCode": 2}"#, "2"),
+            (br#"{"statusCode": 204"#, "200"),
+        ] {
+            assert_eq!(
+                http_status_code(&api, HandlerResult::Response(body)).as_deref(),
+                Some(status),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
         assert_eq!(http_status_code(&api, HandlerResult::Response(b"null")).as_deref(), Some("502"));
         assert_eq!(http_status_code(&api, HandlerResult::Response(b"not json")).as_deref(), Some("200"));
         assert_eq!(http_status_code(&api, HandlerResult::Failed).as_deref(), Some("502"));

@@ -24,14 +24,18 @@ impl Carrier {
     /// A carrier from a JSON object of headers; values that are neither text nor numbers are
     /// ignored, and anything else than an object is an empty carrier.
     pub fn from_json(value: &Value) -> Self {
-        let headers = value
-            .as_object()
-            .map(|map| {
-                map.iter()
-                    .filter_map(|(k, v)| Some((k.to_ascii_lowercase(), crate::telemetry::traces::json::text(v)?)))
-                    .collect()
-            })
-            .unwrap_or_default();
+        value.as_object().map_or_else(Self::default, Self::from_json_map)
+    }
+
+    /// As [`Carrier::from_json`], from the object itself. Only the headers a propagation style
+    /// reads are kept: an HTTP event carries dozens of others, and copying each of them would
+    /// cost more than the extraction.
+    pub fn from_json_map(map: &serde_json::Map<String, Value>) -> Self {
+        let headers = map
+            .iter()
+            .filter(|(k, _)| is_propagation_header(k))
+            .filter_map(|(k, v)| Some((k.to_ascii_lowercase(), crate::telemetry::traces::json::text(v)?)))
+            .collect();
         Self { headers }
     }
 
@@ -44,6 +48,16 @@ impl Carrier {
     pub fn get(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(String::as_str)
     }
+}
+
+/// Whether any propagation style reads a header of this name (case-insensitive).
+fn is_propagation_header(name: &str) -> bool {
+    let starts = |prefix: &str| name.len() >= prefix.len() && name.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes());
+    starts("x-datadog-")
+        || starts("x-b3-")
+        || ["traceparent", "tracestate", "baggage", "b3"]
+            .iter()
+            .any(|known| name.eq_ignore_ascii_case(known))
 }
 
 /// Extracts a context with the configured styles, in order. The first style that finds one
