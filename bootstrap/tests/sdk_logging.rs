@@ -169,6 +169,22 @@ async fn threads_that_carry_the_invocation_get_its_ids_and_others_get_none() {
 }
 
 #[tokio::test]
+async fn records_inside_a_child_span_carry_its_id() {
+    let emulator = start_traced("logs", &[], &[]);
+    let reply = invoke(&emulator, br#"{"message": "reserving", "in_span": true}"#.to_vec()).await;
+    let spans = trace_of(&emulator, &request_id(&reply));
+    let (function, child) = (span(&spans, "aws.lambda"), span(&spans, "example.logged"));
+    assert_eq!(child.parent_id, function.span_id);
+
+    let lines = lines_with(&emulator, "reserving", 2);
+    let outside = lines.iter().find(|line| line.ends_with("\treserving")).unwrap();
+    let inside = lines.iter().find(|line| line.ends_with("\treserving (in span)")).unwrap();
+    assert_eq!(text_fields(outside)[3], ids_marker(function));
+    assert_eq!(text_fields(inside)[3], ids_marker(child));
+    assert_eq!(text_fields(inside)[2], text_fields(outside)[2], "the same request id");
+}
+
+#[tokio::test]
 async fn async_handlers_and_their_in_invocation_tasks_get_the_ids() {
     let emulator = start_traced("async_logs", &[], &[]);
     let reply = invoke(&emulator, br#"{"message": "async work"}"#.to_vec()).await;

@@ -17,7 +17,7 @@
 //! | `rendezvous` | `{"parties": N, "wait_ms": M}` | waits until N invocations of this process are in it at once (at most M ms): `{"met": bool, "present": n}` |
 //! | `metric` | `{"name", "value", "tags", "from_thread"}`, each optional | `sdk::lambda_metric(name, value, tags)` (default `example.metric`, `1.0`, `["tag:a"]`); `{"sent": true}` or `{"sent": false, "error": "..."}` |
 //! | `traced` | anything | a child span `example.work` (and `example.thread` from a spawned thread); `{"trace", "span_id", "thread_span_id", "headers", "span_headers", "log_correlation"}` |
-//! | `logs` | [`LogsEvent`] JSON, or any bytes (logged as text) | one `log` record (more with `from_thread`); `{"logged", "request_id", "log_correlation"}` |
+//! | `logs` | [`LogsEvent`] JSON, or any bytes (logged as text) | one `log` record (more with `from_thread`, `in_span`); `{"logged", "request_id", "log_correlation"}` |
 //! | `async_logs` | [`LogsEvent`] JSON | one record from the handler, one from a task spawned with `sdk::logging::in_invocation`, one from a task spawned without; same answer |
 //!
 //! The init function installs `sdk::logging` (records go to stdout with the invocation's trace
@@ -411,6 +411,9 @@ pub struct LogsEvent {
     /// (`sdk::logging::scope`, message suffixed ` (scoped thread)`) and from one that does not
     /// (` (unscoped thread)`).
     pub from_thread: bool,
+    /// [`logs`] only: also log inside a child span `example.logged` (`sdk::logging::in_span`,
+    /// message suffixed ` (in span)`).
+    pub in_span: bool,
 }
 
 impl LogsEvent {
@@ -429,12 +432,18 @@ impl LogsEvent {
 /// Logs the event's message through the `log` facade (a JSON object as [`LogsEvent`], any other
 /// bytes as text, decoded lossily) and answers what a line should carry.
 pub fn logs(event: &[u8], context: Context) -> Result<Vec<u8>, Diagnostic> {
-    let (message, level, from_thread) = match serde_json::from_slice::<LogsEvent>(event) {
-        Ok(event) => (event.message(), event.level(), event.from_thread),
-        Err(_) => (String::from_utf8_lossy(event).into_owned(), log::Level::Info, false),
+    let (message, level, from_thread, in_span) = match serde_json::from_slice::<LogsEvent>(event) {
+        Ok(event) => (event.message(), event.level(), event.from_thread, event.in_span),
+        Err(_) => (String::from_utf8_lossy(event).into_owned(), log::Level::Info, false, false),
     };
     log::log!(level, "{message}");
     let mut logged = 1;
+    if in_span {
+        let span = context.span("example.logged");
+        sdk::logging::in_span(&span, || log::log!(level, "{message} (in span)"));
+        span.finish();
+        logged += 1;
+    }
     if from_thread {
         let scoped_context = context.clone();
         let scoped_message = message.clone();

@@ -38,6 +38,14 @@ impl Invocation {
         }
     }
 
+    /// An invocation whose trace context is already known (a span's).
+    pub fn with_trace(request_id: &str, trace: RawTraceContext) -> Self {
+        Self {
+            request_id: Arc::from(request_id),
+            trace: TraceLookup::Present(trace),
+        }
+    }
+
     pub fn request_id(&self) -> &str {
         &self.request_id
     }

@@ -47,8 +47,8 @@
 //!
 //! The ids are those of the invocation's `aws.lambda` span, the trace the bootstrap sends; `0`
 //! when there is no trace (tracing off, or a record logged outside an invocation, e.g. in
-//! init, whose request id is empty). For a child span's id on a line, print
-//! [`Span::log_correlation`](crate::Span::log_correlation) in the message.
+//! init, whose request id is empty). Records logged inside [`in_span`] carry that child span's
+//! id instead.
 //!
 //! # Which invocation a record belongs to
 //!
@@ -82,7 +82,8 @@ use log::{Log, Metadata, Record};
 pub(crate) use current::{enter, Invocation};
 use line::{Fields, Injection};
 
-use crate::Context;
+use crate::abi::RawTraceContext;
+use crate::{Context, Span};
 
 /// Why [`init`] or [`Builder::install`] could not install the logger.
 ///
@@ -465,6 +466,34 @@ pub fn scope<R>(context: &Context, f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Runs `f` with `span` as the active span of this thread's records: they carry its id as
+/// `dd.span_id` (and its invocation's request id), as records logged inside a span do with
+/// Datadog's tracers. A span that is not recording (no trace) changes nothing.
+///
+/// ```
+/// fn handler(event: serde_json::Value, context: sdk::Context) -> Result<serde_json::Value, sdk::Diagnostic> {
+///     let span = context.span("inventory.reserve");
+///     sdk::logging::in_span(&span, || log::info!("reserving 3 items")); // dd.span_id = the span's id
+///     log::info!("reserved"); // dd.span_id = the aws.lambda span's id again
+///     Ok(event)
+/// }
+/// # handler(serde_json::json!({}), sdk::Context::default()).unwrap();
+/// ```
+pub fn in_span<R>(span: &Span, f: impl FnOnce() -> R) -> R {
+    let Some((request_id, trace)) = span.invocation_context() else {
+        return f();
+    };
+    let raw = RawTraceContext {
+        trace_id_high: trace.trace_id_high,
+        trace_id_low: trace.trace_id_low,
+        span_id: trace.span_id,
+        sampling_priority: trace.sampling_priority,
+    };
+    let mut slot = Some(Invocation::with_trace(request_id, raw));
+    let _entered = enter(&mut slot);
+    f()
+}
+
 /// Wraps a future so that records it logs, wherever it is polled, carry `context`'s
 /// invocation: for tasks an async handler spawns (its own future needs nothing).
 ///
@@ -591,6 +620,31 @@ mod tests {
         }));
         let line = runtime.block_on(task).unwrap();
         assert!(line.ends_with("Z\treq-7\ttask\n"), "{line:?}");
+    }
+
+    #[test]
+    fn in_span_makes_the_spans_ids_current_and_an_inert_span_changes_nothing() {
+        let logger = Builder::from_lookup(|_| None).build();
+        let trace = crate::TraceContext {
+            trace_id_high: 0,
+            trace_id_low: 11,
+            span_id: 12,
+            sampling_priority: 1,
+        };
+        let span = Span::recording_for_tests("req-9", trace, "child");
+        let span_id = span.context().unwrap().span_id;
+        let line = in_span(&span, || rendered(&logger, format_args!("in span")));
+        assert!(
+            line.ends_with(&format!("Z\treq-9\t[dd.trace_id=11 dd.span_id={span_id}]\tin span\n")),
+            "{line:?}"
+        );
+        let context = Context {
+            request_id: "req-10".into(),
+            ..Context::default()
+        };
+        let inert = context.span("no trace here");
+        let line = scope(&context, || in_span(&inert, || rendered(&logger, format_args!("inert"))));
+        assert!(line.ends_with("Z\treq-10\t[dd.trace_id=0 dd.span_id=0]\tinert\n"), "{line:?}");
     }
 
     #[test]
