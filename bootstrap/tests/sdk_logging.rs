@@ -225,6 +225,39 @@ async fn each_invocation_gets_its_own_ids() {
 }
 
 #[tokio::test]
+async fn concurrent_invocations_each_log_with_their_own_ids() {
+    // AWS_LAMBDA_MAX_CONCURRENCY=4: four invocations on four bootstrap threads, which log only
+    // once all four are inside the handler (the `meet` rendezvous), threads of theirs included.
+    let emulator = start_traced("logs", &["--timeout", "60"], &[("AWS_LAMBDA_MAX_CONCURRENCY", "4")]);
+    let pending: Vec<_> = (0..4)
+        .map(|n| {
+            let url = emulator.invoke_url();
+            let event = format!(r#"{{"message": "concurrent {n}", "from_thread": true, "meet": 4}}"#);
+            tokio::spawn(async move { post(&url, event.into_bytes(), &[]).await })
+        })
+        .collect();
+    for (n, pending) in pending.into_iter().enumerate() {
+        let reply = pending.await.unwrap();
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(reply.json()["logged"], 3, "{}", reply.text());
+        let request_id = request_id(&reply);
+        let marker = ids_marker(span(&trace_of(&emulator, &request_id), "aws.lambda"));
+        for suffix in ["", " (scoped thread)"] {
+            let line = lines_with(&emulator, &format!("\tconcurrent {n}{suffix}"), 1)
+                .into_iter()
+                .find(|line| line.ends_with(&format!("\tconcurrent {n}{suffix}")))
+                .unwrap();
+            let [_, _, line_request_id, ids, _] = text_fields(&line);
+            assert_eq!(
+                (line_request_id.as_str(), ids.as_str()),
+                (request_id.as_str(), marker.as_str()),
+                "{line}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn with_logs_injection_off_lines_have_the_aws_format_without_ids() {
     let emulator = start_traced("logs", &[], &[("DD_LOGS_INJECTION", "false")]);
     let reply = invoke(&emulator, api_gateway_event()).await;

@@ -17,7 +17,7 @@
 //! | `rendezvous` | `{"parties": N, "wait_ms": M}` | waits until N invocations of this process are in it at once (at most M ms): `{"met": bool, "present": n}` |
 //! | `metric` | `{"name", "value", "tags", "from_thread"}`, each optional | `sdk::lambda_metric(name, value, tags)` (default `example.metric`, `1.0`, `["tag:a"]`); `{"sent": true}` or `{"sent": false, "error": "..."}` |
 //! | `traced` | anything | a child span `example.work` (and `example.thread` from a spawned thread); `{"trace", "span_id", "thread_span_id", "headers", "span_headers", "log_correlation"}` |
-//! | `logs` | [`LogsEvent`] JSON, or any bytes (logged as text) | one `log` record (more with `from_thread`, `in_span`); `{"logged", "request_id", "log_correlation"}` |
+//! | `logs` | [`LogsEvent`] JSON, or any bytes (logged as text) | one `log` record (more with `from_thread`, `in_span`; after `meet` invocations meet); `{"logged", "request_id", "log_correlation"}` |
 //! | `async_logs` | [`LogsEvent`] JSON | one record from the handler, one from a task spawned with `sdk::logging::in_invocation`, one from a task spawned without; same answer |
 //!
 //! The init function installs `sdk::logging` (records go to stdout with the invocation's trace
@@ -414,6 +414,10 @@ pub struct LogsEvent {
     /// [`logs`] only: also log inside a child span `example.logged` (`sdk::logging::in_span`,
     /// message suffixed ` (in span)`).
     pub in_span: bool,
+    /// [`logs`] only: before logging, wait (at most 30 s) until this many invocations are in
+    /// the handler at once, as [`rendezvous`] does, so their records are written concurrently
+    /// (error `NotMet` if they never are).
+    pub meet: Option<usize>,
 }
 
 impl LogsEvent {
@@ -433,7 +437,18 @@ impl LogsEvent {
 /// bytes as text, decoded lossily) and answers what a line should carry.
 pub fn logs(event: &[u8], context: Context) -> Result<Vec<u8>, Diagnostic> {
     let (message, level, from_thread, in_span) = match serde_json::from_slice::<LogsEvent>(event) {
-        Ok(event) => (event.message(), event.level(), event.from_thread, event.in_span),
+        Ok(event) => {
+            if let Some(parties) = event.meet {
+                let meeting = rendezvous(RendezvousEvent { parties, wait_ms: 30_000 }, context.clone())?;
+                if !meeting.met {
+                    return Err(Diagnostic::new(
+                        "NotMet",
+                        format!("{parties} invocations never were in the handler at once"),
+                    ));
+                }
+            }
+            (event.message(), event.level(), event.from_thread, event.in_span)
+        }
         Err(_) => (String::from_utf8_lossy(event).into_owned(), log::Level::Info, false, false),
     };
     log::log!(level, "{message}");
