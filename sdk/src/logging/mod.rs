@@ -59,12 +59,13 @@
 //!
 //! # Guarantees
 //!
-//! Each record is one line, written with a single `write` to stdout when it is complete (the
-//! bootstrap's own lines and other threads' never land inside it); a message's newlines become
-//! `\r` in text (AWS's runtimes do the same, so a multi-line message stays one CloudWatch event)
-//! and `\n` escapes in JSON. The line is built in a buffer kept per thread, so a record costs no
-//! allocation once the buffer has grown to the longest line. Logging never panics and never
-//! fails the handler: a closed or full stdout drops the line.
+//! Each record is one line, written with a single `write` to stdout when it is complete (on
+//! Lambda's stdout pipe, lines up to 4096 bytes never mix with the bootstrap's lines or other
+//! threads'). A message's newlines become `\r` in text (AWS's runtimes do the same, so a
+//! multi-line message stays one CloudWatch event) and `\n` escapes in JSON. The line is built in
+//! a buffer kept per thread, so a record costs no allocation once the buffer has grown to the
+//! longest line. Logging never panics and never fails the handler: a closed or full stdout drops
+//! the line.
 mod clock;
 mod current;
 mod line;
