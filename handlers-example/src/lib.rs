@@ -17,9 +17,12 @@
 //! | `rendezvous` | `{"parties": N, "wait_ms": M}` | waits until N invocations of this process are in it at once (at most M ms): `{"met": bool, "present": n}` |
 //! | `metric` | `{"name", "value", "tags", "from_thread"}`, each optional | `sdk::lambda_metric(name, value, tags)` (default `example.metric`, `1.0`, `["tag:a"]`); `{"sent": true}` or `{"sent": false, "error": "..."}` |
 //! | `traced` | anything | a child span `example.work` (and `example.thread` from a spawned thread); `{"trace", "span_id", "thread_span_id", "headers", "span_headers", "log_correlation"}` |
+//! | `logs` | [`LogsEvent`] JSON, or any bytes (logged as text) | one `log` record (more with `from_thread`, `in_span`; after `meet` invocations meet); `{"logged", "request_id", "log_correlation"}` |
+//! | `async_logs` | [`LogsEvent`] JSON | one record from the handler, one from a task spawned with `sdk::logging::in_invocation`, one from a task spawned without; same answer |
 //!
-//! The init function fails when `HANDLERS_EXAMPLE_INIT=fail` and panics when it is `panic`, so
-//! the bootstrap's init-error path can be exercised.
+//! The init function installs `sdk::logging` (records go to stdout with the invocation's trace
+//! ids); it fails when `HANDLERS_EXAMPLE_INIT=fail` and panics when it is `panic`, so the
+//! bootstrap's init-error path can be exercised.
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Condvar, Mutex};
@@ -49,12 +52,15 @@ sdk::handler!(async async_panic);
 sdk::handler!(async async_sleep);
 sdk::handler!(metric);
 sdk::handler!(traced);
+sdk::handler!(raw logs);
+sdk::handler!(async async_logs);
 
 /// The variable the init function reads: `fail` or `panic` make init fail.
 pub const INIT_MODE_VARIABLE: &str = "HANDLERS_EXAMPLE_INIT";
 
-/// Runs once at load; its behaviour comes from [`INIT_MODE_VARIABLE`].
+/// Runs once at load: installs the sdk's logger, then behaves as [`INIT_MODE_VARIABLE`] says.
 pub fn init() -> Result<(), ExampleError> {
+    sdk::logging::init().map_err(|e| ExampleError(e.to_string()))?;
     init_in_mode(std::env::var(INIT_MODE_VARIABLE).ok().as_deref())
 }
 
@@ -390,4 +396,111 @@ pub fn traced(_: Value, context: Context) -> Result<Value, Diagnostic> {
 
 fn headers_object(headers: Vec<(String, String)>) -> Value {
     Value::Object(headers.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
+}
+
+/// The event of [`logs`] and [`async_logs`]; every field is optional, so any JSON object (an
+/// API Gateway event, say) is one.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct LogsEvent {
+    /// The message (default `logs handler invoked`).
+    pub message: Option<String>,
+    /// `error`, `warn`, `info`, `debug` or `trace` (default `info`).
+    pub level: Option<String>,
+    /// [`logs`] only: also log from a thread that carries the invocation
+    /// (`sdk::logging::scope`, message suffixed ` (scoped thread)`) and from one that does not
+    /// (` (unscoped thread)`).
+    pub from_thread: bool,
+    /// [`logs`] only: also log inside a child span `example.logged` (`sdk::logging::in_span`,
+    /// message suffixed ` (in span)`).
+    pub in_span: bool,
+    /// [`logs`] only: before logging, wait (at most 30 s) until this many invocations are in
+    /// the handler at once, as [`rendezvous`] does, so their records are written concurrently
+    /// (error `NotMet` if they never are).
+    pub meet: Option<usize>,
+}
+
+impl LogsEvent {
+    fn message(&self) -> String {
+        self.message.clone().unwrap_or_else(|| "logs handler invoked".to_owned())
+    }
+
+    fn level(&self) -> log::Level {
+        self.level
+            .as_deref()
+            .and_then(|level| level.parse().ok())
+            .unwrap_or(log::Level::Info)
+    }
+}
+
+/// Logs the event's message through the `log` facade (a JSON object as [`LogsEvent`], any other
+/// bytes as text, decoded lossily) and answers what a line should carry.
+pub fn logs(event: &[u8], context: Context) -> Result<Vec<u8>, Diagnostic> {
+    let (message, level, from_thread, in_span) = match serde_json::from_slice::<LogsEvent>(event) {
+        Ok(event) => {
+            if let Some(parties) = event.meet {
+                let meeting = rendezvous(RendezvousEvent { parties, wait_ms: 30_000 }, context.clone())?;
+                if !meeting.met {
+                    return Err(Diagnostic::new(
+                        "NotMet",
+                        format!("{parties} invocations never were in the handler at once"),
+                    ));
+                }
+            }
+            (event.message(), event.level(), event.from_thread, event.in_span)
+        }
+        Err(_) => (String::from_utf8_lossy(event).into_owned(), log::Level::Info, false, false),
+    };
+    log::log!(level, "{message}");
+    let mut logged = 1;
+    if in_span {
+        let span = context.span("example.logged");
+        sdk::logging::in_span(&span, || log::log!(level, "{message} (in span)"));
+        span.finish();
+        logged += 1;
+    }
+    if from_thread {
+        let scoped_context = context.clone();
+        let scoped_message = message.clone();
+        let scoped = std::thread::spawn(move || {
+            sdk::logging::scope(&scoped_context, || log::log!(level, "{scoped_message} (scoped thread)"));
+        });
+        let unscoped_message = message.clone();
+        let unscoped = std::thread::spawn(move || log::log!(level, "{unscoped_message} (unscoped thread)"));
+        for thread in [scoped, unscoped] {
+            thread
+                .join()
+                .map_err(|_| Diagnostic::new("ThreadPanicked", "a logging thread panicked"))?;
+        }
+        logged += 2;
+    }
+    serde_json::to_vec(&logs_answer(logged, &context)).map_err(|e| Diagnostic::new("Runtime.MarshalError", e.to_string()))
+}
+
+/// Logs from the async handler after an await, from a task spawned with
+/// `sdk::logging::in_invocation` (` (in_invocation task)`) and from one spawned without
+/// (` (plain task)`).
+pub async fn async_logs(event: LogsEvent, context: Context) -> Result<Value, Diagnostic> {
+    let (message, level) = (event.message(), event.level());
+    tokio::task::yield_now().await;
+    log::log!(level, "{message}");
+    let task_message = message.clone();
+    let carried = tokio::spawn(sdk::logging::in_invocation(&context, async move {
+        tokio::task::yield_now().await;
+        log::log!(level, "{task_message} (in_invocation task)");
+    }));
+    let plain = tokio::spawn(async move { log::log!(level, "{message} (plain task)") });
+    for task in [carried, plain] {
+        task.await
+            .map_err(|e| Diagnostic::new("TaskFailed", format!("a logging task failed: {e}")))?;
+    }
+    Ok(logs_answer(3, &context))
+}
+
+fn logs_answer(logged: usize, context: &Context) -> Value {
+    serde_json::json!({
+        "logged": logged,
+        "request_id": context.request_id,
+        "log_correlation": context.log_correlation().to_string(),
+    })
 }

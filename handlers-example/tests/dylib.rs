@@ -71,6 +71,8 @@ fn exports_the_abi_and_every_handler() {
         "async_sleep",
         "metric",
         "traced",
+        "logs",
+        "async_logs",
     ];
     for name in names {
         let symbol = format!("{}{name}", abi::HANDLER_SYMBOL_PREFIX);
@@ -123,6 +125,13 @@ fn default_handler_echoes_and_async_panics_are_caught_through_dlopen() {
     let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["trace"], serde_json::Value::Null);
     assert_eq!(body["log_correlation"], "dd.trace_id=0 dd.span_id=0");
+    for name in ["logs", "async_logs"] {
+        let (status, body) = call(name, b"{}");
+        assert_eq!(status, abi::STATUS_OK, "{name}");
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["request_id"], "req-1", "{name}");
+        assert_eq!(body["log_correlation"], "dd.trace_id=0 dd.span_id=0", "{name}");
+    }
 }
 
 /// Runs the library's init with this process's environment and prints the outcome. The test

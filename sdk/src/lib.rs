@@ -13,7 +13,9 @@
 //! - Datadog telemetry from inside the handler: [`lambda_metric`] (custom distribution
 //!   metrics), [`set_api_key`], and, on the [`Context`], the trace ([`Context::trace`]), child
 //!   spans ([`Context::span`]), propagation headers for outgoing calls
-//!   ([`Context::trace_headers`]) and log-correlation ids ([`Context::log_correlation`]).
+//!   ([`Context::trace_headers`]) and log-correlation ids ([`Context::log_correlation`]);
+//! - [`logging`]: a logger for the `log` crate whose lines carry the invocation's request id
+//!   and, with Datadog's logs injection, its `dd.trace_id` / `dd.span_id`.
 //!
 //! # A complete handler library
 //!
@@ -119,6 +121,7 @@ mod diagnostic;
 #[cfg(feature = "async")]
 mod executor;
 mod host;
+pub mod logging;
 mod macros;
 mod metrics;
 mod serve;

@@ -182,6 +182,9 @@ unsafe fn serve<'a>(
         let invocation = unsafe { invocation.as_ref() }
             .ok_or_else(|| Diagnostic::new("Runtime.InvalidInvocation", "the bootstrap passed no invocation"))?;
         let context = Context::from_raw(invocation)?;
+        // The call is the invocation: records logged on this thread meanwhile carry its ids.
+        let mut logging_invocation = Some(crate::logging::Invocation::new(&context.request_id));
+        let _current = crate::logging::enter(&mut logging_invocation);
         // SAFETY: the event is borrowed for this call, which `'a` stands for.
         let event = unsafe { invocation.event.as_slice() };
         call(event, context)

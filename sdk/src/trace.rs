@@ -380,6 +380,19 @@ impl Span {
         })
     }
 
+    /// The request id of the invocation this span belongs to, and the trace context with this
+    /// span active: what `sdk::logging::in_span` makes current. `None` without a trace.
+    pub(crate) fn invocation_context(&self) -> Option<(&str, TraceContext)> {
+        let state = self.state.as_ref()?;
+        Some((
+            state.request_id.as_str(),
+            TraceContext {
+                span_id: state.span_id,
+                ..state.trace
+            },
+        ))
+    }
+
     /// The ids of this span for a log line; zeros without a trace.
     ///
     /// ```
@@ -451,6 +464,14 @@ impl Span {
         // A span the host cannot place (its trace already went out at a timeout) is dropped:
         // nothing the handler could do about it.
         let _ = host.finish_span(&state.request_id, &raw);
+    }
+}
+
+#[cfg(test)]
+impl Span {
+    /// A recording span without a host, for the logging tests.
+    pub(crate) fn recording_for_tests(request_id: &str, trace: TraceContext, name: &str) -> Self {
+        Self::start(request_id.to_owned(), trace, trace.span_id, name)
     }
 }
 
