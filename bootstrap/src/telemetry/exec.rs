@@ -54,9 +54,14 @@ pub struct ExecTelemetry {
 impl Telemetry {
     /// Starts what an exec child needs with tracing on: the universal-instrumentation and
     /// trace-agent endpoints, and logs injection. A port already taken is logged and skipped.
-    /// With tracing off the child's output is copied untouched and nothing is started.
+    /// With tracing off the child's output is copied untouched (and watched for OOM messages
+    /// with enhanced metrics on) and nothing is started.
     pub async fn start_exec(&self, env: &Environment, addresses: ExecAddresses) -> ExecTelemetry {
         let mut output = OutputConfig::default();
+        // The child's OOM messages count in out_of_memory (tracing on or off).
+        if let Some(watch) = self.metrics.output_watch() {
+            output = output.with_watch(watch);
+        }
         let Some(traces) = &self.traces else {
             return ExecTelemetry { output, endpoints: None };
         };

@@ -18,6 +18,7 @@ use super::proc::ProcReader;
 use super::tags::{enhanced_tags, layer_tag, resolve_runtime, StaticTags};
 use super::usage::UsageMonitor;
 use crate::api_key::{self, ApiKey, ApiKeySettings};
+use crate::handler::exec::output_watch::OutputWatch;
 use crate::handler::BoxFuture;
 use crate::lifecycle::{InitReport, InvocationReport, LifecycleEvent, LifecycleObserver, Timestamp};
 use crate::sinks::datadog_api::{ApiSinkSettings, DatadogApiSink};
@@ -112,6 +113,8 @@ pub struct MetricsProcessor {
     /// DogStatsD refusals already reported in a log line.
     dogstatsd_refusals_logged: AtomicU64,
     state: Mutex<State>,
+    /// OOM messages in an exec child's output, per invocation (`None` without enhanced metrics).
+    output_watch: Option<Arc<OutputWatch>>,
     pub stats: FlushStats,
 }
 
@@ -164,6 +167,9 @@ impl MetricsProcessor {
                 config.site
             );
         }
+        let output_watch = config
+            .enhanced_metrics
+            .then(|| OutputWatch::new(enhanced::OUTPUT_OOM_NEEDLES, |line| enhanced::oom_in_output(line).is_some()));
         let processor = Arc::new(Self {
             config,
             statics,
@@ -176,6 +182,7 @@ impl MetricsProcessor {
             dogstatsd_drainer: Mutex::new(None),
             dogstatsd_refusals_logged: AtomicU64::new(0),
             state: Mutex::new(State::default()),
+            output_watch,
             stats: FlushStats::default(),
         });
         processor.start_api_key_fetch();
@@ -189,6 +196,12 @@ impl MetricsProcessor {
 
     pub fn config(&self) -> &MetricsConfig {
         &self.config
+    }
+
+    /// What an exec child's output copy shows its lines to, so an OOM message counts in the
+    /// invocation's (or init's) `out_of_memory`.
+    pub fn output_watch(&self) -> Option<Arc<OutputWatch>> {
+        self.output_watch.clone()
     }
 
     /// Starts `api_key::fetch` in the background (API mode only), so it runs concurrently
@@ -327,7 +340,11 @@ impl MetricsProcessor {
 
     fn on_init(&self, init: &InitReport) -> Vec<MetricPoint> {
         let tags = enhanced_tags(&self.statics, None, true);
-        self.route(enhanced::init_metrics(init), &tags, epoch_seconds(init.finished.wall))
+        let output_oom = self
+            .output_watch
+            .as_ref()
+            .and_then(|w| enhanced::oom_in_output_lines(&w.take_unattributed()));
+        self.route(enhanced::init_metrics(init, output_oom), &tags, epoch_seconds(init.finished.wall))
     }
 
     fn on_invocation(&self, report: &InvocationReport) -> (Vec<MetricPoint>, Vec<String>) {
@@ -336,7 +353,11 @@ impl MetricsProcessor {
         }
         let arn = &report.invocation.context.invoked_function_arn;
         let tags = enhanced_tags(&self.statics, Some(arn.as_str()), report.cold_start);
-        let facts = enhanced::outcome_facts(report);
+        let mut facts = enhanced::outcome_facts(report);
+        if let Some(watch) = &self.output_watch {
+            let lines = watch.take(&report.invocation.context.request_id);
+            facts.oom = enhanced::merge_oom(facts.oom, enhanced::oom_in_output_lines(&lines));
+        }
         let mut measured = enhanced::invocation_metrics(report, &facts);
         let already_flushed = self.state.lock().is_ok_and(|mut s| {
             s.timeout_flushed
