@@ -442,6 +442,34 @@ mod tests {
     }
 
     #[test]
+    fn the_watch_reads_what_the_pipe_holds_before_the_pump_thread_does() {
+        let watch = OutputWatch::new(&["emory"], |line| line.ends_with(b"MemoryError"));
+        let out = Captured::default();
+        let config = OutputConfig::new(Destinations {
+            stdout: Box::new(out.clone()),
+            stderr: Box::new(Captured::default()),
+        })
+        .with_watch(watch.clone());
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        let reader = OwnedFd::from(reader);
+        set_nonblocking(&reader).unwrap();
+        // The pump's shared half, registered with the watch, with no thread running it: only
+        // the watch's own read can see the line.
+        let shared = Arc::new(PumpShared {
+            pipe: File::from(reader),
+            copier: Mutex::new(LineCopier::new(OutputStream::Stdout, config)),
+        });
+        watch.register_pump(Arc::downgrade(&shared) as Weak<dyn Drainable>);
+        watch.invocation_submitted("r1");
+        writer.write_all(b"Traceback\nMemoryError\n").unwrap();
+        assert_eq!(watch.take("r1"), vec![b"MemoryError".to_vec()]);
+        assert_eq!(out.all(), b"Traceback\nMemoryError\n", "copied out as the pump would");
+        drop(writer);
+        assert!(shared.read_available(&mut [0u8; 16]), "then the pipe's end is seen");
+        assert!(watch.take_unattributed().is_empty());
+    }
+
+    #[test]
     fn pump_copies_a_pipe_to_the_end() {
         let (out, err) = (Captured::default(), Captured::default());
         let config = OutputConfig::new(Destinations {
