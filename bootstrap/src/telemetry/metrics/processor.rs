@@ -23,6 +23,7 @@ use crate::handler::BoxFuture;
 use crate::lifecycle::{InitReport, InvocationReport, LifecycleEvent, LifecycleObserver, Timestamp};
 use crate::sinks::datadog_api::{ApiSinkSettings, DatadogApiSink};
 use crate::sinks::dogstatsd::{DogStatsDSink, EXTENSION_DOGSTATSD_ADDR};
+use crate::sinks::extension_flush::ExtensionFlush;
 use crate::sinks::forwarder_lines;
 
 /// Custom points waiting for the next flush, at most; older ones are dropped (counted).
@@ -36,6 +37,8 @@ pub struct MetricsOutputs {
     pub stdout: Box<dyn Write + Send>,
     /// The Extension's DogStatsD address.
     pub extension_dogstatsd: SocketAddr,
+    /// The Extension's universal-instrumentation address, for `DD_LOCAL_TEST`'s flush request.
+    pub extension_lifecycle: SocketAddr,
     /// `/proc` and `/tmp` readers; `None` disables the `/proc` metrics.
     pub proc: Option<ProcReader>,
     /// `/etc/os-release`, for the runtime tag.
@@ -52,6 +55,7 @@ impl Default for MetricsOutputs {
             extension_dogstatsd: EXTENSION_DOGSTATSD_ADDR
                 .parse()
                 .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8125))),
+            extension_lifecycle: SocketAddr::from(([127, 0, 0, 1], 8124)),
             proc: Some(ProcReader::default()),
             os_release: "/etc/os-release".into(),
             api_settings: None,
@@ -106,6 +110,8 @@ pub struct MetricsProcessor {
     stdout: Mutex<Box<dyn Write + Send>>,
     api: Option<ApiState>,
     extension: Option<DogStatsDSink>,
+    /// `DD_LOCAL_TEST` with the Extension: asks it to flush after every invocation.
+    extension_flush: Option<ExtensionFlush>,
     usage: Option<Arc<UsageMonitor>>,
     custom: Mutex<Vec<MetricPoint>>,
     dogstatsd: Mutex<Option<(DogStatsDServer, mpsc::Receiver<MetricPoint>)>>,
@@ -156,6 +162,9 @@ impl MetricsProcessor {
                 r.map_err(|e| tracing::error!("cannot open a UDP socket towards the Datadog Extension: {e}"))
                     .ok()
             });
+        let extension_flush = (config.transport == Transport::Extension && config.local_test)
+            .then(|| ExtensionFlush::new(outputs.extension_lifecycle))
+            .and_then(|r| r.map_err(|e| tracing::error!("DD_LOCAL_TEST: cannot build the Extension flush client: {e}")).ok());
         let usage = outputs
             .proc
             .filter(|_| config.enhanced_metrics)
@@ -176,6 +185,7 @@ impl MetricsProcessor {
             stdout: Mutex::new(outputs.stdout),
             api,
             extension,
+            extension_flush,
             usage,
             custom: Mutex::new(Vec::new()),
             dogstatsd: Mutex::new(None),
@@ -498,6 +508,9 @@ impl MetricsProcessor {
                 points.extend(invocation_points);
                 let custom = self.collect_custom();
                 self.flush(points, custom).await;
+                if let Some(extension_flush) = &self.extension_flush {
+                    extension_flush.post().await;
+                }
                 if let Ok(mut state) = self.state.lock() {
                     state.pending = Some(PendingInvocation {
                         tags,
