@@ -105,7 +105,7 @@ impl DogStatsD {
     /// Datagrams until `done` holds for all received so far (or 10 s).
     fn receive_until(&self, mut received: Vec<String>, done: impl Fn(&[String]) -> bool) -> Vec<String> {
         let deadline = Instant::now() + Duration::from_secs(10);
-        let mut buf = [0u8; 65_536];
+        let mut buf = vec![0u8; 65_536];
         while !done(&received) && Instant::now() < deadline {
             if let Ok(n) = self.0.recv(&mut buf) {
                 received.extend(String::from_utf8_lossy(&buf[..n]).lines().map(str::to_owned));
@@ -117,7 +117,7 @@ impl DogStatsD {
     /// What arrives within a short quiet period.
     fn drain(&self) -> Vec<String> {
         let mut received = Vec::new();
-        let mut buf = [0u8; 65_536];
+        let mut buf = vec![0u8; 65_536];
         while let Ok(n) = self.0.recv(&mut buf) {
             received.extend(String::from_utf8_lossy(&buf[..n]).lines().map(str::to_owned));
         }
@@ -200,7 +200,10 @@ impl TestAgent {
             .args(["--otlp-http-port", &free_tcp_port().to_string()])
             .args(["--otlp-grpc-port", &free_tcp_port().to_string()])
             .args(["--web-ui-port", &free_tcp_port().to_string()])
-            .env("ENABLED_CHECKS", "trace_count_header,meta_tracer_version_header,trace_content_length")
+            .env(
+                "ENABLED_CHECKS",
+                "trace_count_header,meta_tracer_version_header,trace_content_length",
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -220,10 +223,7 @@ impl TestAgent {
         loop {
             let reply = get(&format!("http://127.0.0.1:{}/test/traces", self.port), &[]).await;
             let traces: Vec<Vec<Value>> = serde_json::from_slice(&reply.body).unwrap_or_default();
-            if let Some(trace) = traces
-                .into_iter()
-                .find(|t| t.iter().any(|s| s["meta"]["request_id"] == request_id))
-            {
+            if let Some(trace) = traces.into_iter().find(|t| t.iter().any(|s| s["meta"]["request_id"] == request_id)) {
                 return trace;
             }
             assert!(Instant::now() < deadline, "the agent never received the trace of {request_id}");
@@ -300,7 +300,11 @@ async fn a_dylibs_metrics_and_traces_go_to_the_extension_and_nothing_to_the_forw
         .filter(|d| metric_name(d) == "aws.lambda.enhanced.response_latency")
         .collect();
     assert_eq!(latency.len(), 1, "the Extension never emits response_latency: {datagrams:#?}");
-    assert!(latency[0].contains("|d|#") && latency[0].contains("functionname:my-fn"), "{}", latency[0]);
+    assert!(
+        latency[0].contains("|d|#") && latency[0].contains("functionname:my-fn"),
+        "{}",
+        latency[0]
+    );
 
     let trace = agent.trace_of(&request_id).await;
     assert!(trace.iter().any(|s| s["name"] == "aws.lambda"), "{trace:#?}");

@@ -107,7 +107,6 @@ async fn run_cases(emulator: &EmulatorProcess) -> Vec<Value> {
     lines
 }
 
-
 #[tokio::test]
 async fn forwarder_mode_counts_the_oom_lines_the_forwarder_does_not() {
     let statsd = free_udp_port().to_string();
@@ -130,7 +129,10 @@ async fn api_mode_prints_enhanced_metrics_for_the_forwarder_and_posts_only_custo
         &[("DATADOG_HOST", &host), ("DD_API_KEY", "test-key"), ("DD_DOGSTATSD_PORT", &statsd)],
     );
     run_cases(&emulator).await;
-    assert!(intake.wait_for_requests(1, Duration::from_secs(10)).await, "the custom metrics are posted");
+    assert!(
+        intake.wait_for_requests(1, Duration::from_secs(10)).await,
+        "the custom metrics are posted"
+    );
     // Every custom point arrives (the last flush may still be on its way).
     let start = Instant::now();
     let posted = loop {
@@ -140,7 +142,11 @@ async fn api_mode_prints_enhanced_metrics_for_the_forwarder_and_posts_only_custo
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    assert_eq!(posted.iter().filter(|p| p.0 == "oom_runtime.invocation").count(), CASES.len(), "{posted:?}");
+    assert_eq!(
+        posted.iter().filter(|p| p.0 == "oom_runtime.invocation").count(),
+        CASES.len(),
+        "{posted:?}"
+    );
     assert!(
         posted.iter().all(|p| !p.0.starts_with("aws.lambda.enhanced.")),
         "enhanced metrics go to the Forwarder in API mode, as the library sends them: {posted:?}"
@@ -153,7 +159,11 @@ async fn an_oom_line_during_init_counts_with_the_init_failure() {
     let emulator = start(&handler, &[("DD_FLUSH_TO_LOG", "true")]);
     let reply = emulator.invoke("{}").await;
     assert_eq!(reply.header("x-amz-function-error"), Some("Unhandled"), "{}", reply.text());
-    assert!(reply.json()["errorMessage"].as_str().unwrap().contains("signal: aborted"), "{}", reply.text());
+    assert!(
+        reply.json()["errorMessage"].as_str().unwrap().contains("signal: aborted"),
+        "{}",
+        reply.text()
+    );
     let start = Instant::now();
     let lines = loop {
         let lines = metric_lines(&emulator.stdout.text());
@@ -162,7 +172,13 @@ async fn an_oom_line_during_init_counts_with_the_init_failure() {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert_eq!(count(&lines, OUT_OF_MEMORY), 1, "stdout:\n{}\nstderr:\n{}", emulator.stdout.text(), emulator.stderr.text());
+    assert_eq!(
+        count(&lines, OUT_OF_MEMORY),
+        1,
+        "stdout:\n{}\nstderr:\n{}",
+        emulator.stdout.text(),
+        emulator.stderr.text()
+    );
     assert_eq!(count(&lines, ERRORS), 1, "{lines:#?}");
     let oom = lines.iter().find(|l| name(l) == OUT_OF_MEMORY).unwrap();
     assert!(has_tag(oom, "cold_start:true"), "init's tags: {oom}");

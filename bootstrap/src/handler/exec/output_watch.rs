@@ -59,7 +59,9 @@ struct WatchState {
 
 impl std::fmt::Debug for OutputWatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OutputWatch").field("needles", &self.prefilter.len()).finish_non_exhaustive()
+        f.debug_struct("OutputWatch")
+            .field("needles", &self.prefilter.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -67,10 +69,7 @@ impl OutputWatch {
     /// Watches for lines that contain one of `needles` and pass `wanted`.
     pub fn new(needles: &[&str], wanted: fn(&[u8]) -> bool) -> Arc<Self> {
         Arc::new(Self {
-            prefilter: needles
-                .iter()
-                .map(|n| memmem::Finder::new(n.as_bytes()).into_owned())
-                .collect(),
+            prefilter: needles.iter().map(|n| memmem::Finder::new(n.as_bytes()).into_owned()).collect(),
             wanted,
             state: Mutex::new(WatchState::default()),
             pumps: Mutex::new(Vec::new()),
@@ -206,7 +205,10 @@ mod tests {
         w.scan(b"MemoryError: a died\n");
         w.child_exited();
         w.scan(b"MemoryError: the restart\n");
-        assert_eq!(w.take("a"), vec![b"MemoryError: a died".to_vec(), b"MemoryError: the restart".to_vec()]);
+        assert_eq!(
+            w.take("a"),
+            vec![b"MemoryError: a died".to_vec(), b"MemoryError: the restart".to_vec()]
+        );
         w.invocation_submitted("b");
         w.scan(b"MemoryError: the restart again\n");
         w.child_exited();

@@ -739,10 +739,19 @@ mod tests {
         let cases: &[(&[u8], Option<Reason>)] = &[
             (b"memory allocation of 1099511627776 bytes failed", Some(Reason::OomSeenByNoOne)),
             (b"MemoryError", Some(Reason::OomSeenByForwarder)),
-            (b"<--- JS stacktrace ---> FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory", Some(Reason::OomSeenByForwarder)),
-            (b"Exception in thread \"main\" java.lang.OutOfMemoryError: Java heap space", Some(Reason::OomSeenByForwarder)),
+            (
+                b"<--- JS stacktrace ---> FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory",
+                Some(Reason::OomSeenByForwarder),
+            ),
+            (
+                b"Exception in thread \"main\" java.lang.OutOfMemoryError: Java heap space",
+                Some(Reason::OomSeenByForwarder),
+            ),
             (b"fatal error: runtime: out of memory", Some(Reason::OomSeenByForwarder)),
-            (b"Unhandled exception. System.OutOfMemoryException: Insufficient memory", Some(Reason::OomSeenByExtension)),
+            (
+                b"Unhandled exception. System.OutOfMemoryException: Insufficient memory",
+                Some(Reason::OomSeenByExtension),
+            ),
             (b"memory allocation of buffers done", None),
             (b"memory allocation of  bytes failed", None),
             (b"sent SIGKILL to the worker", None),
@@ -752,14 +761,19 @@ mod tests {
         for (line, expected) in cases {
             assert_eq!(oom_in_output(line), *expected, "{}", String::from_utf8_lossy(line));
             if expected.is_some() {
-                let needle = OUTPUT_OOM_NEEDLES.iter().any(|n| memchr::memmem::find(line, n.as_bytes()).is_some());
+                let needle = OUTPUT_OOM_NEEDLES
+                    .iter()
+                    .any(|n| memchr::memmem::find(line, n.as_bytes()).is_some());
                 assert!(needle, "the prefilter lets it through: {}", String::from_utf8_lossy(line));
             }
         }
         // The Forwarder's pattern wins over the exit that followed it: it counts the OOM, we do not.
         let rust_then_python = [b"memory allocation of 8 bytes failed".to_vec(), b"MemoryError".to_vec()];
         assert_eq!(oom_in_output_lines(&rust_then_python), Some(Reason::OomSeenByForwarder));
-        assert_eq!(merge_oom(Some(Reason::OomSeenByNoOne), Some(Reason::OomSeenByExtension)), Some(Reason::OomSeenByExtension));
+        assert_eq!(
+            merge_oom(Some(Reason::OomSeenByNoOne), Some(Reason::OomSeenByExtension)),
+            Some(Reason::OomSeenByExtension)
+        );
         assert_eq!(merge_oom(None, Some(Reason::OomSeenByNoOne)), Some(Reason::OomSeenByNoOne));
         assert_eq!(oom_in_output_lines(&[]), None);
     }

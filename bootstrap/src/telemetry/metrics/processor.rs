@@ -164,7 +164,10 @@ impl MetricsProcessor {
             });
         let extension_flush = (config.transport == Transport::Extension && config.local_test)
             .then(|| ExtensionFlush::new(outputs.extension_lifecycle))
-            .and_then(|r| r.map_err(|e| tracing::error!("DD_LOCAL_TEST: cannot build the Extension flush client: {e}")).ok());
+            .and_then(|r| {
+                r.map_err(|e| tracing::error!("DD_LOCAL_TEST: cannot build the Extension flush client: {e}"))
+                    .ok()
+            });
         let usage = outputs
             .proc
             .filter(|_| config.enhanced_metrics)
