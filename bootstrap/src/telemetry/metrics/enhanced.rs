@@ -30,6 +30,13 @@
 //! | `fd_max`, `fd_use`, `threads_max`, `threads_use` | count | bootstrap | Extension |
 //!
 //! With `DD_ENHANCED_METRICS=false` the bootstrap sends none of them.
+//!
+//! OOM evidence comes from the handler's error, an exec child's exit, and the lines an exec child
+//! prints ([`oom_in_output`], watched by `handler::exec::output_watch`). All of it for one
+//! invocation (or one init) counts once: [`merge_oom`] keeps the most widely seen piece, so a
+//! `MemoryError` line the Forwarder counts is not counted again by us from the exit after it.
+//! A child that prints an OOM message and still answers counts an `out_of_memory` (no error), as
+//! the Extension counts any OOM log line of an invocation.
 use crate::handler::HandlerOutcome;
 use crate::lifecycle::{InitReport, InvocationReport};
 
