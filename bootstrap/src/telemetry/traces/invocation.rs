@@ -366,7 +366,7 @@ fn finalize(spans: &mut [Span], propagated: &TraceContext, sampling_priority: i3
 /// The whole trace of one answered invocation (§5.5): what the lead's lifecycle calls after
 /// posting the answer. Never panics, whatever the event bytes are.
 pub fn build_invocation_trace(report: &crate::lifecycle::InvocationReport, function: &FunctionInfo, config: &TraceConfig) -> Vec<Span> {
-    let event = serde_json::from_slice(&report.invocation.event).unwrap_or(Value::Null);
+    let event = super::event::parse_event(&report.invocation.event, config.capture_payload);
     let trace = InvocationTrace::begin(
         event,
         &report.invocation.context,

@@ -5,6 +5,7 @@ pub mod arn;
 pub mod children;
 pub mod config;
 pub mod durable;
+pub mod event;
 pub mod extract;
 pub mod forwarder;
 pub mod function_span;

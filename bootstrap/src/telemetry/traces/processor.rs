@@ -137,7 +137,7 @@ impl TraceProcessor {
     }
 
     fn begin(&self, invocation: &Invocation, start_ns: i64) -> InvocationTrace {
-        let event = serde_json::from_slice(&invocation.event).unwrap_or(serde_json::Value::Null);
+        let event = super::event::parse_event(&invocation.event, self.config.capture_payload);
         InvocationTrace::begin(event, &invocation.context, &self.config, &self.function(), start_ns)
     }
 
