@@ -17,8 +17,9 @@ const SHUTDOWN_WAIT_FOR_IDLE: std::time::Duration = std::time::Duration::from_mi
 /// shutdown phase is 500 ms with an internal extension.
 const CHILD_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(150);
 
+/// mimalloc, telling `abort_report` of an allocation failure before Rust aborts the process.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: sdk::alloc::Reporting<mimalloc::MiMalloc> = sdk::alloc::Reporting::new(mimalloc::MiMalloc);
 
 /// The AWS Lambda runtime with Datadog observability. Started with no arguments, it serves
 /// invocations from the Runtime API (`AWS_LAMBDA_RUNTIME_API`).
@@ -37,6 +38,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let process_started = Timestamp::now();
+    sdk::alloc::set_failure_reporter(Some(bootstrap::abort_report::record_alloc_failure));
     let huge_pages = disable_transparent_huge_pages();
     let config = Config::from_env(Environment::from_process());
     bootstrap::logging::init(&config.log);
@@ -132,6 +134,10 @@ async fn serve(config: Config, process_started: Timestamp, telemetry_thread: tok
         Telemetry::from_config(&config)
     };
     let observers = telemetry.observers();
+    // Before the handler loads: from then on, an abort (a failed allocation) answers the invocation.
+    let abort_reporting = bootstrap::abort_report::install(&endpoint, telemetry.metrics.config())
+        .map_err(|err| tracing::warn!("{err}: an invocation whose handler aborts the process goes unanswered until Lambda sees the process end"))
+        .ok();
 
     // DogStatsD and an exec child's tracer endpoints listen before the handler starts; kept
     // alive as long as the process serves.
@@ -187,7 +193,11 @@ async fn serve(config: Config, process_started: Timestamp, telemetry_thread: tok
         max_invocations: None,
         watch_runtime: Some(telemetry_thread.clone()),
     };
-    let lifecycle = Lifecycle::new(client, ready.handler, observers.clone(), options);
+    let handler = match &abort_reporting {
+        Some(reporting) => reporting.watch(ready.handler),
+        None => ready.handler,
+    };
+    let lifecycle = Lifecycle::new(client, handler, observers.clone(), options);
     // The end of the sandbox is watched from the telemetry thread, which also runs the final
     // flush and ends the process: a dylib handler may hold the main thread until Lambda's grace
     // period is long over.

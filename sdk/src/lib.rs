@@ -116,6 +116,7 @@
 #![warn(missing_docs)]
 
 pub mod abi;
+pub mod alloc;
 mod context;
 mod diagnostic;
 #[cfg(feature = "async")]

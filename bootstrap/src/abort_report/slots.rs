@@ -1,0 +1,198 @@
+//! The invocations in flight, as the `SIGABRT` handler needs them: fixed slots in a static, each
+//! holding a copy of the request id (and Lambda Managed Instances' invocation id) and the
+//! invocation's pre-serialised metric tags.
+//!
+//! A signal handler cannot be handed anything, so this is process-wide state, written only
+//! through [`arm`] and the [`Armed`] guard. Each slot's `state` says who may touch its bytes:
+//! the arming thread while `WRITING`, the signal handler once it moved it from `ARMED` to
+//! `REPORTING`. Arming costs a compare-and-swap and a copy of a few dozen bytes.
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+/// More invocations at once than this (`AWS_LAMBDA_MAX_CONCURRENCY`) go unwatched.
+const SLOT_COUNT: usize = 32;
+/// Request ids are UUIDs (36 bytes); anything longer than this goes unwatched.
+pub const ID_CAPACITY: usize = 128;
+
+const FREE: u8 = 0;
+const WRITING: u8 = 1;
+const ARMED: u8 = 2;
+const REPORTING: u8 = 3;
+
+struct Slot {
+    state: AtomicU8,
+    request_id: UnsafeCell<[u8; ID_CAPACITY]>,
+    request_id_len: AtomicUsize,
+    invocation_id: UnsafeCell<[u8; ID_CAPACITY]>,
+    invocation_id_len: AtomicUsize,
+    /// `&'static [u8]` of the tags' JSON, as its parts (the slot outlives any invocation).
+    tags: UnsafeCell<&'static [u8]>,
+}
+
+// SAFETY: the cells are only written by the thread that moved `state` to WRITING and only read
+// by the one that moved it from ARMED to REPORTING (see the module's documentation).
+unsafe impl Sync for Slot {}
+
+impl Slot {
+    const fn new() -> Self {
+        Self {
+            state: AtomicU8::new(FREE),
+            request_id: UnsafeCell::new([0; ID_CAPACITY]),
+            request_id_len: AtomicUsize::new(0),
+            invocation_id: UnsafeCell::new([0; ID_CAPACITY]),
+            invocation_id_len: AtomicUsize::new(0),
+            tags: UnsafeCell::new(&[]),
+        }
+    }
+}
+
+static SLOTS: [Slot; SLOT_COUNT] = [const { Slot::new() }; SLOT_COUNT];
+
+/// An invocation being watched; dropping the guard stops watching it.
+#[derive(Debug)]
+pub struct Armed {
+    index: usize,
+}
+
+impl Drop for Armed {
+    fn drop(&mut self) {
+        // Fails only when the signal handler is reporting this slot: the process is ending.
+        let _ = SLOTS[self.index]
+            .state
+            .compare_exchange(ARMED, FREE, Ordering::AcqRel, Ordering::Relaxed);
+    }
+}
+
+/// Whether `id` can go into a request path and a JSON string as it is: visible ASCII, none of
+/// the characters that would end or escape either.
+pub fn is_plain_id(id: &[u8]) -> bool {
+    !id.is_empty()
+        && id.len() <= ID_CAPACITY
+        && id
+            .iter()
+            .all(|&b| b.is_ascii_graphic() && !matches!(b, b'/' | b'?' | b'#' | b'%' | b'"' | b'\\'))
+}
+
+/// Watches an invocation: from now until the guard drops, an abort answers it. `None` when
+/// every slot is taken or an id is not plain ([`is_plain_id`]); the invocation then goes
+/// unwatched, as before this module existed.
+pub fn arm(request_id: &str, invocation_id: Option<&str>, tags: &'static [u8]) -> Option<Armed> {
+    let invocation_id = invocation_id.unwrap_or_default().as_bytes();
+    if !is_plain_id(request_id.as_bytes()) || !(invocation_id.is_empty() || is_plain_id(invocation_id)) {
+        return None;
+    }
+    let index = SLOTS.iter().position(|slot| {
+        slot.state
+            .compare_exchange(FREE, WRITING, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    })?;
+    let slot = &SLOTS[index];
+    // SAFETY: this thread moved the slot to WRITING: nobody else reads or writes its cells.
+    unsafe {
+        (&mut *slot.request_id.get())[..request_id.len()].copy_from_slice(request_id.as_bytes());
+        (&mut *slot.invocation_id.get())[..invocation_id.len()].copy_from_slice(invocation_id);
+        *slot.tags.get() = tags;
+    }
+    slot.request_id_len.store(request_id.len(), Ordering::Relaxed);
+    slot.invocation_id_len.store(invocation_id.len(), Ordering::Relaxed);
+    slot.state.store(ARMED, Ordering::Release);
+    Some(Armed { index })
+}
+
+/// One watched invocation, claimed by the signal handler.
+pub struct Claimed<'a> {
+    pub request_id: &'a [u8],
+    /// Empty when `/next` sent none.
+    pub invocation_id: &'a [u8],
+    /// The tags' JSON array for its metric lines.
+    pub tags: &'static [u8],
+}
+
+/// Calls `report` for every watched invocation, each claimed for good: its guard no longer
+/// frees it, so nothing rewrites it while it is read (the process is ending).
+pub fn claim_all(mut report: impl FnMut(Claimed<'_>)) {
+    for slot in &SLOTS {
+        if slot
+            .state
+            .compare_exchange(ARMED, REPORTING, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            continue;
+        }
+        let request_id_len = slot.request_id_len.load(Ordering::Relaxed);
+        let invocation_id_len = slot.invocation_id_len.load(Ordering::Relaxed);
+        // SAFETY: this thread moved the slot to REPORTING; the writer published the cells
+        // before its Release store of ARMED, which the Acquire above saw.
+        let (request_id, invocation_id, tags) = unsafe {
+            (
+                &(&*slot.request_id.get())[..request_id_len],
+                &(&*slot.invocation_id.get())[..invocation_id_len],
+                *slot.tags.get(),
+            )
+        };
+        report(Claimed {
+            request_id,
+            invocation_id,
+            tags,
+        });
+    }
+}
+
+/// Gives back every claimed slot (tests only: a real claim ends with the process).
+#[cfg(test)]
+pub fn release_claimed() {
+    for slot in &SLOTS {
+        let _ = slot
+            .state
+            .compare_exchange(REPORTING, FREE, Ordering::AcqRel, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claimed() -> Vec<(String, String, String)> {
+        let mut seen = Vec::new();
+        claim_all(|c| {
+            seen.push((
+                String::from_utf8_lossy(c.request_id).into_owned(),
+                String::from_utf8_lossy(c.invocation_id).into_owned(),
+                String::from_utf8_lossy(c.tags).into_owned(),
+            ));
+        });
+        release_claimed();
+        seen
+    }
+
+    // The slots are process-wide: one test, so no other test races them.
+    #[test]
+    fn armed_invocations_are_claimed_once_and_disarmed_ones_never() {
+        assert!(is_plain_id(b"8476a536-e9f4-11e8-9739-2dfe598c3fcd"));
+        for bad in [&b""[..], b"a b", b"a/b", b"a\"b", b"a\\b", b"a\r\nb", &[b'x'; ID_CAPACITY + 1]] {
+            assert!(!is_plain_id(bad), "{bad:?}");
+        }
+        assert!(arm("bad id", None, b"[]").is_none());
+        assert!(arm("ok", Some("bad/id"), b"[]").is_none());
+
+        let first = arm("8476a536-e9f4-11e8-9739-2dfe598c3fcd", None, b"[\"a:b\"]").unwrap();
+        let second = arm("second", Some("inv-1"), b"[]").unwrap();
+        drop(arm("gone", None, b"[]").unwrap());
+        let mut seen = claimed();
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                ("8476a536-e9f4-11e8-9739-2dfe598c3fcd".to_owned(), String::new(), "[\"a:b\"]".to_owned()),
+                ("second".to_owned(), "inv-1".to_owned(), "[]".to_owned()),
+            ]
+        );
+        drop((first, second));
+        assert!(claimed().is_empty(), "disarmed after the guards dropped");
+
+        let all: Vec<_> = (0..SLOT_COUNT).map(|i| arm(&format!("r{i}"), None, b"[]").unwrap()).collect();
+        assert!(arm("one-too-many", None, b"[]").is_none(), "no free slot: unwatched, not blocked");
+        drop(all);
+        assert!(arm("again", None, b"[]").is_some());
+    }
+}
