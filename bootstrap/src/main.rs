@@ -135,9 +135,13 @@ async fn serve(config: Config, process_started: Timestamp, telemetry_thread: tok
     };
     let observers = telemetry.observers();
     // Before the handler loads: from then on, an abort (a failed allocation) answers the invocation.
-    let abort_reporting = bootstrap::abort_report::install(&endpoint, telemetry.metrics.config())
-        .map_err(|err| tracing::warn!("{err}: an invocation whose handler aborts the process goes unanswered until Lambda sees the process end"))
-        .ok();
+    let abort_reporting = match bootstrap::abort_report::install(&endpoint, telemetry.metrics.config()) {
+        Ok(reporting) => Some(reporting),
+        Err(err) => {
+            tracing::warn!("{err}: an invocation whose handler aborts the process goes unanswered until Lambda sees the process end");
+            None
+        }
+    };
 
     // DogStatsD and an exec child's tracer endpoints listen before the handler starts; kept
     // alive as long as the process serves.

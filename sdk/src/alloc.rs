@@ -181,7 +181,11 @@ mod tests {
         assert_eq!(FAILED_SIZE.load(Ordering::SeqCst), 0, "a served allocation is not reported");
         let grown = unsafe { allocator.realloc(ptr, small, 4 << 20) };
         assert!(grown.is_null());
-        assert_eq!(FAILED_SIZE.load(Ordering::SeqCst), 4 << 20, "a refused realloc reports the new size");
+        assert_eq!(
+            FAILED_SIZE.load(Ordering::SeqCst),
+            4 << 20,
+            "a refused realloc reports the new size"
+        );
         assert_eq!(FAILED_ALIGN.load(Ordering::SeqCst), 16);
         unsafe { allocator.dealloc(ptr, small) };
 
@@ -189,10 +193,16 @@ mod tests {
         assert!(unsafe { allocator.alloc_zeroed(huge) }.is_null());
         assert_eq!(FAILED_SIZE.load(Ordering::SeqCst), 3 << 20);
         assert!(unsafe { allocator.alloc(Layout::from_size_align(5 << 20, 64).unwrap()) }.is_null());
-        assert_eq!((FAILED_SIZE.load(Ordering::SeqCst), FAILED_ALIGN.load(Ordering::SeqCst)), (5 << 20, 64));
+        assert_eq!(
+            (FAILED_SIZE.load(Ordering::SeqCst), FAILED_ALIGN.load(Ordering::SeqCst)),
+            (5 << 20, 64)
+        );
 
         set_failure_reporter(None);
-        assert!(unsafe { allocator.alloc(huge) }.is_null(), "without a reporter the null is still returned");
+        assert!(
+            unsafe { allocator.alloc(huge) }.is_null(),
+            "without a reporter the null is still returned"
+        );
         assert_eq!(FAILED_SIZE.load(Ordering::SeqCst), 5 << 20, "and nothing is reported");
     }
 }

@@ -12,7 +12,7 @@ static FAILED_THREAD: AtomicI32 = AtomicI32::new(0);
 
 /// The host's [`sdk::abi::AllocFailureFn`]: records `size` for the abort that usually follows
 /// on this thread (Rust's `handle_alloc_error`).
-pub unsafe extern "C" fn record_alloc_failure(size: usize, _align: usize) {
+pub extern "C" fn record_alloc_failure(size: usize, _align: usize) {
     FAILED_SIZE.store(size, Ordering::Relaxed);
     FAILED_THREAD.store(current_thread(), Ordering::Release);
 }
@@ -47,7 +47,7 @@ mod tests {
     fn a_failure_belongs_to_its_thread_until_forgotten() {
         forget();
         assert_eq!(failed_on_this_thread(), None);
-        unsafe { record_alloc_failure(1 << 40, 8) };
+        record_alloc_failure(1 << 40, 8);
         assert_eq!(failed_on_this_thread(), Some(1 << 40));
         let elsewhere = std::thread::spawn(failed_on_this_thread).join().unwrap();
         assert_eq!(elsewhere, None, "another thread's abort is not this allocation's");

@@ -90,7 +90,8 @@ impl Prepared {
         let prefix = base.strip_prefix(&format!("http://{authority}")).unwrap_or_default();
         let request_start = format!("POST {prefix}/{API_VERSION}/runtime/invocation/").into_bytes();
         let fixed_headers =
-            format!("Host: {authority}\r\nUser-Agent: {USER_AGENT}\r\nContent-Type: application/json\r\nConnection: close\r\n").into_bytes();
+            format!("Host: {authority}\r\nUser-Agent: {USER_AGENT}\r\nContent-Type: application/json\r\nConnection: close\r\n")
+                .into_bytes();
         Ok(Self {
             address,
             address_len,
@@ -176,7 +177,10 @@ mod tests {
         assert_eq!(lambda.request_start, b"POST /2018-06-01/runtime/invocation/");
         assert_eq!(lambda.family(), libc::AF_INET);
         let text = String::from_utf8(lambda.fixed_headers.clone()).unwrap();
-        assert!(text.starts_with("Host: 127.0.0.1:9001\r\nUser-Agent: datadog-lambda-bootstrap/"), "{text}");
+        assert!(
+            text.starts_with("Host: 127.0.0.1:9001\r\nUser-Agent: datadog-lambda-bootstrap/"),
+            "{text}"
+        );
         assert!(text.ends_with("Content-Type: application/json\r\nConnection: close\r\n"), "{text}");
         let cargo_lambda = Prepared::new(&Endpoint::parse("http://[::1]:9000/.rt/fn").unwrap(), LineSet::default()).unwrap();
         assert_eq!(cargo_lambda.request_start, b"POST /.rt/fn/2018-06-01/runtime/invocation/");

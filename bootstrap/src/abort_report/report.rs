@@ -260,7 +260,11 @@ mod tests {
 
     #[test]
     fn lines_are_the_processors_lines() {
-        let tags = vec!["region:us-east-1".to_owned(), "cold_start:true".into(), "dd_lambda_layer:x_1".into()];
+        let tags = vec![
+            "region:us-east-1".to_owned(),
+            "cold_start:true".into(),
+            "dd_lambda_layer:x_1".into(),
+        ];
         let tags_json = serde_json::to_vec(&tags).unwrap();
         let all = LineSet {
             invocations: true,
@@ -318,7 +322,14 @@ mod tests {
         assert_eq!(server.join().unwrap(), request.as_bytes());
 
         // Nobody listening: a refused connection, reported, not a hang.
-        let closed = Endpoint::parse(&std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string()).unwrap();
+        let closed = Endpoint::parse(
+            &std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .to_string(),
+        )
+        .unwrap();
         let prepared = Prepared::new(&closed, LineSet::default()).unwrap();
         let refused = post(&prepared, request.as_bytes()).unwrap_err();
         assert_eq!((refused.step, refused.errno), ("connect", libc::ECONNREFUSED));

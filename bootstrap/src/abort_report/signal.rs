@@ -114,7 +114,8 @@ fn report_in_flight(prepared: &Prepared) {
 /// One line on stderr saying what happened to the invocation and what could not be saved.
 fn log(request_id: &[u8], cause: Cause, posted: Result<u16, report::PostError>, lines_written: bool) {
     let mut line = StackBuf::<1024>::new();
-    line.push(b"bootstrap: the process aborted (SIGABRT) during invocation ").push(request_id);
+    line.push(b"bootstrap: the process aborted (SIGABRT) during invocation ")
+        .push(request_id);
     if let Cause::OutOfMemory { size } = cause {
         line.push(b" after an allocation of ").push_u64(size as u64).push(b" bytes failed");
     }

@@ -142,9 +142,7 @@ pub fn claim_all(mut report: impl FnMut(Claimed<'_>)) {
 #[cfg(test)]
 pub fn release_claimed() {
     for slot in &SLOTS {
-        let _ = slot
-            .state
-            .compare_exchange(REPORTING, FREE, Ordering::AcqRel, Ordering::Relaxed);
+        let _ = slot.state.compare_exchange(REPORTING, FREE, Ordering::AcqRel, Ordering::Relaxed);
     }
 }
 
@@ -183,7 +181,11 @@ mod tests {
         assert_eq!(
             seen,
             [
-                ("8476a536-e9f4-11e8-9739-2dfe598c3fcd".to_owned(), String::new(), "[\"a:b\"]".to_owned()),
+                (
+                    "8476a536-e9f4-11e8-9739-2dfe598c3fcd".to_owned(),
+                    String::new(),
+                    "[\"a:b\"]".to_owned()
+                ),
                 ("second".to_owned(), "inv-1".to_owned(), "[]".to_owned()),
             ]
         );

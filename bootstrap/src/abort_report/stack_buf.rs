@@ -75,7 +75,12 @@ mod tests {
     #[test]
     fn numbers_text_and_overflow() {
         let mut buf = StackBuf::<64>::new();
-        buf.push(b"n=").push_u64(0).push(b",").push_u64(u64::MAX).push(b" ").push_json_text(b"a\"b\\c\n");
+        buf.push(b"n=")
+            .push_u64(0)
+            .push(b",")
+            .push_u64(u64::MAX)
+            .push(b" ")
+            .push_json_text(b"a\"b\\c\n");
         assert_eq!(buf.as_bytes(), b"n=0,18446744073709551615 a\\\"b\\\\c");
         assert!(!buf.overflowed());
         let mut small = StackBuf::<4>::new();
