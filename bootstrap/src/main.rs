@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bootstrap::config::{Config, Environment};
 use bootstrap::handler::{self, InitError};
-use bootstrap::lifecycle::{InitReport, Lifecycle, LifecycleEvent, LifecycleOptions, Observers, Timestamp};
+use bootstrap::lifecycle::{InitReport, Lifecycle, LifecycleEvent, LifecycleObserver, LifecycleOptions, Observers, Timestamp};
 use bootstrap::runtime_api::extensions::{ExtensionEvent, RegisteredExtension};
 use bootstrap::runtime_api::{Endpoint, RuntimeApiClient};
 use bootstrap::telemetry::{ExecAddresses, Telemetry};
@@ -198,7 +198,17 @@ async fn serve(config: Config, process_started: Timestamp, telemetry_thread: tok
         watch_runtime: Some(telemetry_thread.clone()),
     };
     let handler = match &abort_reporting {
-        Some(reporting) => reporting.watch(ready.handler),
+        Some(reporting) => {
+            let traces = telemetry
+                .traces
+                .iter()
+                .map(|t| Arc::clone(t) as Arc<dyn LifecycleObserver>)
+                .collect();
+            if let Err(err) = reporting.report_through(&telemetry_thread, telemetry.metrics.clone(), traces) {
+                tracing::warn!("{err}");
+            }
+            reporting.watch(ready.handler)
+        }
         None => ready.handler,
     };
     let lifecycle = Lifecycle::new(client, handler, observers.clone(), options);

@@ -1,8 +1,9 @@
 //! End to end: a handler library that aborts the process (Rust's allocation failure, a plain
 //! `abort()`), served by the real `bootstrap` under the real `lambda-emulator`. The invocation
 //! gets exactly one answer from the dying bootstrap (`Runtime.OutOfMemory` naming the failed
-//! size, or `Runtime.ExitError` "signal: aborted"), its enhanced lines are on stdout, the
-//! bootstrap is gone, and the next invocation is served by a fresh process.
+//! size, or `Runtime.ExitError` "signal: aborted"), its metrics (and trace) are printed as for
+//! any failed invocation, the bootstrap is gone, and the next invocation is served by a fresh
+//! process.
 // Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
 #![allow(clippy::unwrap_used)]
 #[path = "emulator_support/mod.rs"]
@@ -10,6 +11,9 @@ mod emulator_support;
 
 #[path = "common/function.rs"]
 mod function;
+
+#[path = "traces_support/mod.rs"]
+mod traces_support;
 
 use emulator_support::{wait_for_stat, Reply};
 use function::{has_tag, name, tags, Function};
@@ -108,11 +112,15 @@ async fn an_allocation_failure_is_answered_as_out_of_memory_and_counted() {
         }
         assert!(tags(line).last().unwrap().starts_with("dd_lambda_layer:"), "{line}");
     }
+    // Reported by the metrics processor as any failed invocation: the rest of its metrics too.
+    for metric in ["aws.lambda.enhanced.runtime_duration", "aws.lambda.enhanced.response_latency"] {
+        assert_eq!(count(&function, metric), 1, "{metric}");
+    }
     let stderr = function.stderr();
     assert!(stderr.contains(&format!("memory allocation of {HUGE} bytes failed")), "{stderr}");
     assert!(
         stderr.contains(&format!(
-            "during invocation {id} after an allocation of {HUGE} bytes failed; answered it as Runtime.OutOfMemory (Runtime API status 202)"
+            "during invocation {id} after an allocation of {HUGE} bytes failed; answered it as Runtime.OutOfMemory (Runtime API status 202); its metrics and trace were sent as for any failed invocation"
         )),
         "{stderr}"
     );
@@ -170,6 +178,25 @@ async fn without_enhanced_metrics_the_abort_is_still_answered_and_nothing_is_pri
     assert_eq!(stat(&function, "runtime_exits").await, 1);
     let stderr = function.stderr();
     assert!(stderr.contains("answered it as Runtime.OutOfMemory"), "{stderr}");
-    assert!(!stderr.contains("its enhanced metrics are printed"), "{stderr}");
     assert!(function.metric_lines().is_empty(), "{}", function.emulator.stdout.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aborted_invocations_trace_carries_the_error() {
+    let function = Function::start("alloc_failure", &[("DD_FLUSH_TO_LOG", "true"), ("DD_TRACE_ENABLED", "true")], &[]);
+    let reply = function.invoke(&format!(r#"{{"bytes": {HUGE}}}"#)).await;
+    let id = request_id(&reply);
+    assert_eq!(error_of(&reply)["errorType"], "Runtime.OutOfMemory");
+    let spans = traces_support::trace_of(&function.emulator, &id);
+    traces_support::assert_well_formed(&spans);
+    let lambda = traces_support::span(&spans, "aws.lambda");
+    assert_eq!(lambda.error, 1, "{lambda:#?}");
+    assert_eq!(lambda.meta("error.type"), Some("Runtime.OutOfMemory"), "{lambda:#?}");
+    assert!(
+        lambda
+            .meta("error.message")
+            .is_some_and(|m| m.ends_with(&format!("(memory allocation of {HUGE} bytes failed)"))),
+        "{lambda:#?}"
+    );
+    assert_eq!(lambda.meta("cold_start"), Some("true"), "{lambda:#?}");
 }

@@ -12,16 +12,20 @@
 //! - otherwise: `Runtime.ExitError`, `RequestId: <id> Error: Runtime exited with error: signal:
 //!   aborted`;
 //!
-//! and prints the invocation's `invocations` and `errors` lines (and `out_of_memory`) where the
-//! metrics processor would have printed them (stdout, for the Forwarder; the Extension counts
-//! them itself from the error). Then the default action ends the process and Lambda starts a
-//! new sandbox. What needs more than signal-safe calls (a flush to the Datadog API, the trace)
-//! is lost, and the log line says so.
+//! Then, with a bounded wait, a task on the telemetry thread reports the invocation to the
+//! metrics and trace processors as an answered error ([`last_words`]): every enhanced metric
+//! (`errors`, `out_of_memory` by the routing table), the custom metrics waiting for their flush,
+//! the trace with the error. Should that task not get to the metrics (its thread stuck, or the
+//! one aborting), the signal handler prints the `invocations`, `errors` and `out_of_memory`
+//! lines itself where the processor would have (stdout; the Extension counts them itself from
+//! the error type). Then the default action ends the process and Lambda starts a new sandbox.
+//! One line on stderr says what was answered and what was lost.
 //!
 //! Per invocation the cost is a slot armed and disarmed ([`slots`]): a compare-and-swap and a
 //! copy of the request id; everything else is prepared at start ([`prepared`]) or once per tag
 //! set ([`watch`]).
 mod alloc_failure;
+mod last_words;
 mod prepared;
 mod report;
 mod signal;
@@ -33,10 +37,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use alloc_failure::record_alloc_failure;
+pub use last_words::LastWordsError;
 pub use prepared::{LineSet, PrepareError};
 pub use signal::InstallError as SignalError;
 
 use crate::handler::Handler;
+use crate::lifecycle::LifecycleObserver;
 use crate::runtime_api::Endpoint;
 use crate::telemetry::metrics::tags::{resolve_runtime, StaticTags};
 use crate::telemetry::metrics::MetricsConfig;
@@ -74,5 +80,17 @@ impl AbortReporting {
     /// `handler`, with each invocation watched while it runs.
     pub fn watch(&self, handler: Arc<dyn Handler>) -> Arc<dyn Handler> {
         Arc::new(watch::Watched::new(handler, self.statics.clone()))
+    }
+
+    /// Lets an aborted invocation be reported to `metrics` and `others` (the traces) like any
+    /// failed one, by a task on `runtime` (one whose thread no handler blocks: the telemetry
+    /// thread's). Without it, only the answer and the signal-safe lines are sent.
+    pub fn report_through(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        metrics: Arc<dyn LifecycleObserver>,
+        others: Vec<Arc<dyn LifecycleObserver>>,
+    ) -> Result<(), LastWordsError> {
+        last_words::spawn(runtime, metrics, others)
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::prepared::Prepared;
 use super::report::{self, Cause};
 use super::stack_buf::StackBuf;
-use super::{alloc_failure, slots};
+use super::{alloc_failure, last_words, slots};
 
 /// What the handler uses, set once by [`install`]. A signal handler cannot be handed anything,
 /// so this is the one place it looks.
@@ -50,7 +50,9 @@ pub fn install(prepared: Prepared) -> Result<(), InstallError> {
 
 extern "C" fn on_abort(_signal: libc::c_int) {
     if ENTERED.swap(true, Ordering::AcqRel) {
-        // Another thread is reporting: let it finish before the process goes.
+        // Another thread is reporting (maybe waiting for the task this thread ran): it stops
+        // waiting, finishes with what is signal-safe, and the process goes.
+        last_words::give_up();
         let step = libc::timespec {
             tv_sec: 0,
             tv_nsec: 10_000_000,
@@ -76,43 +78,76 @@ extern "C" fn on_abort(_signal: libc::c_int) {
     }
 }
 
-/// Answers, counts and logs every invocation in flight.
+/// Answers every invocation in flight first (what matters most), then gives the telemetry task
+/// its bounded time, prints the lines if it never took them on, and logs what happened.
 fn report_in_flight(prepared: &Prepared) {
     let cause = alloc_failure::failed_on_this_thread().map_or(Cause::Aborted, |size| Cause::OutOfMemory { size });
-    let mut answered_any = false;
+    let mut posted = [None; slots::SLOT_COUNT];
+    let mut count = 0;
     slots::claim_all(|invocation| {
-        answered_any = true;
-        let mut body = StackBuf::<1024>::new();
-        report::error_body(&mut body, invocation.request_id, cause);
-        let mut request = StackBuf::<4096>::new();
-        report::error_request(
-            &mut request,
-            prepared,
-            invocation.request_id,
-            invocation.invocation_id,
-            cause,
-            body.as_bytes(),
-        );
-        let posted = if request.overflowed() {
-            Err(report::PostError { step: "build", errno: 0 })
-        } else {
-            report::post(prepared, request.as_bytes())
-        };
-        let mut lines = StackBuf::<8192>::new();
-        report::metric_lines(&mut lines, prepared.lines, cause, report::epoch_seconds(), invocation.tags);
-        let lines_written = !lines.is_empty() && !lines.overflowed() && report::write_all(libc::STDOUT_FILENO, lines.as_bytes()).is_ok();
-        log(invocation.request_id, cause, posted, lines_written);
+        posted[count] = Some(answer(prepared, invocation.request_id, invocation.invocation_id, cause));
+        count += 1;
     });
-    if !answered_any {
+    if count == 0 {
         let _ = report::write_all(
             libc::STDERR_FILENO,
             b"bootstrap: the process aborted (SIGABRT) while no invocation was in flight; nothing to answer\n",
         );
+        return;
     }
+    last_words::wake_and_wait(cause);
+    let handler_lines = prepared.lines.any() && last_words::handler_prints_lines();
+    let telemetry_sent = last_words::finished();
+    let mut index = 0;
+    slots::for_each_claimed(|invocation| {
+        let mut lines_written = false;
+        if handler_lines {
+            let mut lines = StackBuf::<8192>::new();
+            report::metric_lines(&mut lines, prepared.lines, cause, report::epoch_seconds(), invocation.tags);
+            lines_written = !lines.is_empty() && !lines.overflowed() && report::write_all(libc::STDOUT_FILENO, lines.as_bytes()).is_ok();
+        }
+        let telemetry = if telemetry_sent {
+            Telemetry::Sent
+        } else if lines_written {
+            Telemetry::LinesOnly
+        } else {
+            Telemetry::Incomplete
+        };
+        let result = posted
+            .get(index)
+            .copied()
+            .flatten()
+            .unwrap_or(Err(report::PostError { step: "build", errno: 0 }));
+        log(invocation.request_id, cause, result, telemetry);
+        index += 1;
+    });
+}
+
+/// Posts the invocation's `/error`; the Runtime API's status, or what failed.
+fn answer(prepared: &Prepared, request_id: &[u8], invocation_id: &[u8], cause: Cause) -> Result<u16, report::PostError> {
+    let mut body = StackBuf::<1024>::new();
+    report::error_body(&mut body, request_id, cause);
+    let mut request = StackBuf::<4096>::new();
+    report::error_request(&mut request, prepared, request_id, invocation_id, cause, body.as_bytes());
+    if request.overflowed() || body.overflowed() {
+        return Err(report::PostError { step: "build", errno: 0 });
+    }
+    report::post(prepared, request.as_bytes())
+}
+
+/// What became of an aborted invocation's telemetry.
+#[derive(Clone, Copy)]
+enum Telemetry {
+    /// The task reported it as any failed invocation: metrics, custom metrics, trace.
+    Sent,
+    /// Only the enhanced lines the signal handler printed.
+    LinesOnly,
+    /// The task started but did not finish in time (or nothing is printed in this mode).
+    Incomplete,
 }
 
 /// One line on stderr saying what happened to the invocation and what could not be saved.
-fn log(request_id: &[u8], cause: Cause, posted: Result<u16, report::PostError>, lines_written: bool) {
+fn log(request_id: &[u8], cause: Cause, posted: Result<u16, report::PostError>, telemetry: Telemetry) {
     let mut line = StackBuf::<1024>::new();
     line.push(b"bootstrap: the process aborted (SIGABRT) during invocation ")
         .push(request_id);
@@ -138,9 +173,11 @@ fn log(request_id: &[u8], cause: Cause, posted: Result<u16, report::PostError>, 
                 .push(b")");
         }
     }
-    if lines_written {
-        line.push(b"; its enhanced metrics are printed");
-    }
-    line.push(b"; custom metrics and trace data not yet sent are lost. The process ends; Lambda starts a new one.\n");
+    line.push(match telemetry {
+        Telemetry::Sent => b"; its metrics and trace were sent as for any failed invocation" as &[u8],
+        Telemetry::LinesOnly => b"; its enhanced metrics are printed, custom metrics and trace data not yet sent are lost",
+        Telemetry::Incomplete => b"; custom metrics and trace data not yet sent may be lost",
+    });
+    line.push(b". The process ends; Lambda starts a new one.\n");
     let _ = report::write_all(libc::STDERR_FILENO, line.as_bytes());
 }

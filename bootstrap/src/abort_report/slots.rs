@@ -1,6 +1,7 @@
 //! The invocations in flight, as the `SIGABRT` handler needs them: fixed slots in a static, each
 //! holding a copy of the request id (and Lambda Managed Instances' invocation id) and the
-//! invocation's pre-serialised metric tags.
+//! invocation's pre-serialised metric tags, plus the invocation itself ([`Pending`]) for the
+//! telemetry that runs after the signal-safe part ([`super::last_words`]).
 //!
 //! A signal handler cannot be handed anything, so this is process-wide state, written only
 //! through [`arm`] and the [`Armed`] guard. Each slot's `state` says who may touch its bytes:
@@ -8,9 +9,13 @@
 //! `REPORTING`. Arming costs a compare-and-swap and a copy of a few dozen bytes.
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::handler::Invocation;
+use crate::lifecycle::Timestamp;
 
 /// More invocations at once than this (`AWS_LAMBDA_MAX_CONCURRENCY`) go unwatched.
-const SLOT_COUNT: usize = 32;
+pub const SLOT_COUNT: usize = 32;
 /// Request ids are UUIDs (36 bytes); anything longer than this goes unwatched.
 pub const ID_CAPACITY: usize = 128;
 
@@ -25,8 +30,19 @@ struct Slot {
     request_id_len: AtomicUsize,
     invocation_id: UnsafeCell<[u8; ID_CAPACITY]>,
     invocation_id_len: AtomicUsize,
-    /// `&'static [u8]` of the tags' JSON, as its parts (the slot outlives any invocation).
+    /// The tags' JSON (leaked: the slot outlives any invocation).
     tags: UnsafeCell<&'static [u8]>,
+    /// Never touched by the signal handler (dropping it is not signal-safe).
+    pending: UnsafeCell<Option<Pending>>,
+}
+
+/// A watched invocation as the lifecycle would report it, for the telemetry of its abort.
+#[derive(Clone, Debug)]
+pub struct Pending {
+    pub invocation: Arc<Invocation>,
+    pub cold_start: bool,
+    /// When the handler was called.
+    pub started: Timestamp,
 }
 
 // SAFETY: the cells are only written by the thread that moved `state` to WRITING and only read
@@ -42,6 +58,7 @@ impl Slot {
             invocation_id: UnsafeCell::new([0; ID_CAPACITY]),
             invocation_id_len: AtomicUsize::new(0),
             tags: UnsafeCell::new(&[]),
+            pending: UnsafeCell::new(None),
         }
     }
 }
@@ -56,10 +73,19 @@ pub struct Armed {
 
 impl Drop for Armed {
     fn drop(&mut self) {
-        // Fails only when the signal handler is reporting this slot: the process is ending.
-        let _ = SLOTS[self.index]
+        let slot = &SLOTS[self.index];
+        // Fails only when the signal handler is reporting this slot: the process is ending, and
+        // the slot is left as it is.
+        if slot
             .state
-            .compare_exchange(ARMED, FREE, Ordering::AcqRel, Ordering::Relaxed);
+            .compare_exchange(ARMED, WRITING, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            // SAFETY: this thread moved the slot to WRITING.
+            let pending = unsafe { (*slot.pending.get()).take() };
+            slot.state.store(FREE, Ordering::Release);
+            drop(pending);
+        }
     }
 }
 
@@ -76,7 +102,7 @@ pub fn is_plain_id(id: &[u8]) -> bool {
 /// Watches an invocation: from now until the guard drops, an abort answers it. `None` when
 /// every slot is taken or an id is not plain ([`is_plain_id`]); the invocation then goes
 /// unwatched, as before this module existed.
-pub fn arm(request_id: &str, invocation_id: Option<&str>, tags: &'static [u8]) -> Option<Armed> {
+pub fn arm(request_id: &str, invocation_id: Option<&str>, tags: &'static [u8], pending: Pending) -> Option<Armed> {
     let invocation_id = invocation_id.unwrap_or_default().as_bytes();
     if !is_plain_id(request_id.as_bytes()) || !(invocation_id.is_empty() || is_plain_id(invocation_id)) {
         return None;
@@ -92,6 +118,7 @@ pub fn arm(request_id: &str, invocation_id: Option<&str>, tags: &'static [u8]) -
         (&mut *slot.request_id.get())[..request_id.len()].copy_from_slice(request_id.as_bytes());
         (&mut *slot.invocation_id.get())[..invocation_id.len()].copy_from_slice(invocation_id);
         *slot.tags.get() = tags;
+        *slot.pending.get() = Some(pending);
     }
     slot.request_id_len.store(request_id.len(), Ordering::Relaxed);
     slot.invocation_id_len.store(invocation_id.len(), Ordering::Relaxed);
@@ -138,11 +165,48 @@ pub fn claim_all(mut report: impl FnMut(Claimed<'_>)) {
     }
 }
 
+/// Calls `visit` for every invocation [`claim_all`] claimed, again (signal-safe).
+pub fn for_each_claimed(mut visit: impl FnMut(Claimed<'_>)) {
+    for slot in &SLOTS {
+        if slot.state.load(Ordering::Acquire) != REPORTING {
+            continue;
+        }
+        // SAFETY: a claimed slot is never written again.
+        let claimed = unsafe {
+            Claimed {
+                request_id: &(&*slot.request_id.get())[..slot.request_id_len.load(Ordering::Relaxed)],
+                invocation_id: &(&*slot.invocation_id.get())[..slot.invocation_id_len.load(Ordering::Relaxed)],
+                tags: *slot.tags.get(),
+            }
+        };
+        visit(claimed);
+    }
+}
+
+/// The invocations [`claim_all`] claimed, for the telemetry of their abort (not signal-safe:
+/// it clones; run by the last-words task, off the aborting thread).
+pub fn claimed_pending() -> Vec<Pending> {
+    SLOTS
+        .iter()
+        .filter(|slot| slot.state.load(Ordering::Acquire) == REPORTING)
+        // SAFETY: a claimed slot is never written again, and only read here besides.
+        .filter_map(|slot| unsafe { (*slot.pending.get()).clone() })
+        .collect()
+}
+
 /// Gives back every claimed slot (tests only: a real claim ends with the process).
 #[cfg(test)]
 pub fn release_claimed() {
     for slot in &SLOTS {
-        let _ = slot.state.compare_exchange(REPORTING, FREE, Ordering::AcqRel, Ordering::Relaxed);
+        if slot
+            .state
+            .compare_exchange(REPORTING, WRITING, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            // SAFETY: this thread moved the slot to WRITING.
+            drop(unsafe { (*slot.pending.get()).take() });
+            slot.state.store(FREE, Ordering::Release);
+        }
     }
 }
 
@@ -150,15 +214,44 @@ pub fn release_claimed() {
 mod tests {
     use super::*;
 
+    fn pending(request_id: &str) -> Pending {
+        Pending {
+            invocation: Arc::new(Invocation {
+                context: crate::runtime_api::InvocationContext {
+                    request_id: request_id.to_owned(),
+                    ..Default::default()
+                },
+                headers: http::HeaderMap::new(),
+                event: bytes::Bytes::new(),
+            }),
+            cold_start: false,
+            started: Timestamp::now(),
+        }
+    }
+
+    fn armed(request_id: &str, invocation_id: Option<&str>, tags: &'static [u8]) -> Option<Armed> {
+        arm(request_id, invocation_id, tags, pending(request_id))
+    }
+
     fn claimed() -> Vec<(String, String, String)> {
-        let mut seen = Vec::new();
-        claim_all(|c| {
-            seen.push((
+        let text = |c: &Claimed<'_>| {
+            (
                 String::from_utf8_lossy(c.request_id).into_owned(),
                 String::from_utf8_lossy(c.invocation_id).into_owned(),
                 String::from_utf8_lossy(c.tags).into_owned(),
-            ));
-        });
+            )
+        };
+        let mut seen = Vec::new();
+        claim_all(|c| seen.push(text(&c)));
+        let mut again = Vec::new();
+        for_each_claimed(|c| again.push(text(&c)));
+        assert_eq!(seen, again, "a claimed slot reads the same the second time");
+        let ids: Vec<String> = claimed_pending().iter().map(|p| p.invocation.context.request_id.clone()).collect();
+        let mut seen_ids: Vec<String> = seen.iter().map(|(id, _, _)| id.clone()).collect();
+        seen_ids.sort();
+        let mut ids = ids;
+        ids.sort();
+        assert_eq!(ids, seen_ids, "the pending invocations are the claimed ones");
         release_claimed();
         seen
     }
@@ -170,12 +263,12 @@ mod tests {
         for bad in [&b""[..], b"a b", b"a/b", b"a\"b", b"a\\b", b"a\r\nb", &[b'x'; ID_CAPACITY + 1]] {
             assert!(!is_plain_id(bad), "{bad:?}");
         }
-        assert!(arm("bad id", None, b"[]").is_none());
-        assert!(arm("ok", Some("bad/id"), b"[]").is_none());
+        assert!(armed("bad id", None, b"[]").is_none());
+        assert!(armed("ok", Some("bad/id"), b"[]").is_none());
 
-        let first = arm("8476a536-e9f4-11e8-9739-2dfe598c3fcd", None, b"[\"a:b\"]").unwrap();
-        let second = arm("second", Some("inv-1"), b"[]").unwrap();
-        drop(arm("gone", None, b"[]").unwrap());
+        let first = armed("8476a536-e9f4-11e8-9739-2dfe598c3fcd", None, b"[\"a:b\"]").unwrap();
+        let second = armed("second", Some("inv-1"), b"[]").unwrap();
+        drop(armed("gone", None, b"[]").unwrap());
         let mut seen = claimed();
         seen.sort();
         assert_eq!(
@@ -192,9 +285,9 @@ mod tests {
         drop((first, second));
         assert!(claimed().is_empty(), "disarmed after the guards dropped");
 
-        let all: Vec<_> = (0..SLOT_COUNT).map(|i| arm(&format!("r{i}"), None, b"[]").unwrap()).collect();
-        assert!(arm("one-too-many", None, b"[]").is_none(), "no free slot: unwatched, not blocked");
+        let all: Vec<_> = (0..SLOT_COUNT).map(|i| armed(&format!("r{i}"), None, b"[]").unwrap()).collect();
+        assert!(armed("one-too-many", None, b"[]").is_none(), "no free slot: unwatched, not blocked");
         drop(all);
-        assert!(arm("again", None, b"[]").is_some());
+        assert!(armed("again", None, b"[]").is_some());
     }
 }

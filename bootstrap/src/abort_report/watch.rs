@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use super::{alloc_failure, slots};
 use crate::handler::{BoxFuture, Handler, HandlerOutcome, Invocation, TimedOutcome};
-use crate::lifecycle::InitReport;
+use crate::lifecycle::{InitReport, Timestamp};
 use crate::telemetry::metrics::tags::{enhanced_tags, layer_tag, StaticTags};
 
 /// Tag sets kept (a sandbox sees one ARN, two with an alias, each cold and warm); past this,
@@ -72,7 +72,7 @@ impl Watched {
         }
     }
 
-    fn arm(&self, invocation: &Invocation) -> Option<slots::Armed> {
+    fn arm(&self, invocation: &Arc<Invocation>) -> Option<slots::Armed> {
         alloc_failure::forget();
         let cold_start = self.cold_start.swap(false, Ordering::Relaxed);
         let context = &invocation.context;
@@ -80,7 +80,12 @@ impl Watched {
             .tags
             .as_ref()
             .map_or(&b"[]"[..], |t| t.get(&context.invoked_function_arn, cold_start));
-        slots::arm(&context.request_id, context.invocation_id.as_deref(), tags)
+        let pending = slots::Pending {
+            invocation: Arc::clone(invocation),
+            cold_start,
+            started: Timestamp::now(),
+        };
+        slots::arm(&context.request_id, context.invocation_id.as_deref(), tags, pending)
     }
 }
 
