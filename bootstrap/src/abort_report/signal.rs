@@ -1,5 +1,6 @@
-//! The `SIGABRT` handler: installed once at start, it answers every invocation in flight, prints
-//! their metric lines, logs what it did, then lets the default action end the process.
+//! The `SIGABRT` handler: installed once at start, it answers every invocation in flight, gives
+//! the telemetry task ([`super::last_words`]) its bounded time, prints the metric lines if that
+//! task never took them on, logs what it did, then lets the default action end the process.
 //!
 //! Everything it runs is async-signal-safe: the abort may come from inside `malloc` (a heap
 //! found corrupt) with its lock held, or from a thread holding any of our locks, so it
@@ -102,7 +103,7 @@ fn report_in_flight(prepared: &Prepared) {
     slots::for_each_claimed(|invocation| {
         let mut lines_written = false;
         if handler_lines {
-            let mut lines = StackBuf::<8192>::new();
+            let mut lines = StackBuf::<4096>::new();
             report::metric_lines(&mut lines, prepared.lines, cause, report::epoch_seconds(), invocation.tags);
             lines_written = !lines.is_empty() && !lines.overflowed() && report::write_all(libc::STDOUT_FILENO, lines.as_bytes()).is_ok();
         }
