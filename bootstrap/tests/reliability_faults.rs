@@ -674,11 +674,11 @@ async fn exec_child_out_of_memory_is_answered_once_and_counted() {
     assert_eq!(error["errorType"], "Runtime.ExitError", "{error}");
     assert!(error["errorMessage"].as_str().unwrap().contains("signal: aborted"), "{error}");
     assert!(function.stderr().contains("memory allocation of 1073741824 bytes failed"));
-    // Counted as an error. Not as an out_of_memory: the bootstrap reads OOM evidence in the
-    // error it reports, and the allocation failure is only in the child's stderr (the kernel's
-    // OOM kill, SIGKILL, is counted: metrics_e2e_exec).
-    let lines = function.wait_for_metric_lines(|l| count_named(l, "aws.lambda.enhanced.errors") >= 1);
+    // Counted as an error and as an out_of_memory: the bootstrap watches the child's output for
+    // Rust's allocation failure, which neither the Forwarder nor the Extension recognises.
+    let lines = function.wait_for_metric_lines(|l| count_named(l, "aws.lambda.enhanced.out_of_memory") >= 1);
     assert_eq!(count_named(&lines, "aws.lambda.enhanced.errors"), 1, "{lines:?}");
+    assert_eq!(count_named(&lines, "aws.lambda.enhanced.out_of_memory"), 1, "{lines:?}");
     assert_eq!(function.invoke(r#"{"after":"oom"}"#).await.json(), json!({"after": "oom"}));
     assert_each_answered_once_by_one_live_bootstrap(&function.emulator, 2).await;
 }

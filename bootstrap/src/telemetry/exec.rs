@@ -54,14 +54,25 @@ pub struct ExecTelemetry {
 impl Telemetry {
     /// Starts what an exec child needs with tracing on: the universal-instrumentation and
     /// trace-agent endpoints, and logs injection. A port already taken is logged and skipped.
-    /// With tracing off the child's output is copied untouched and nothing is started.
+    /// With tracing off, or with the Datadog Extension (which owns those ports), nothing is
+    /// started; the child's output is watched for OOM messages with enhanced metrics on.
     pub async fn start_exec(&self, env: &Environment, addresses: ExecAddresses) -> ExecTelemetry {
         let mut output = OutputConfig::default();
+        // The child's OOM messages count in out_of_memory (tracing on or off).
+        if let Some(watch) = self.metrics.output_watch() {
+            output = output.with_watch(watch);
+        }
         let Some(traces) = &self.traces else {
             return ExecTelemetry { output, endpoints: None };
         };
         if traces.config().logs_injection {
             output = output.with_rewriter(Arc::new(TraceLogRewriter::new(traces.clone())));
+        }
+        if self.metrics.config().extension_present {
+            // Ports 8124 and 8126 are the Extension's: binding them first (Lambda starts the
+            // runtime and the extensions side by side) would take them from it. The child's
+            // tracer talks to the Extension, as in any function with it.
+            return ExecTelemetry { output, endpoints: None };
         }
         let endpoints = ChildTracerEndpoints::start(traces.clone(), addresses.universal_instrumentation, addresses.trace_agent).await;
         if let Some(agent) = endpoints.agent {

@@ -33,10 +33,20 @@ impl Telemetry {
     pub fn from_config(config: &Config) -> Self {
         let metrics_config = MetricsConfig::from_env(&config.env);
         let extension_present = metrics_config.extension_present;
-        let metrics = MetricsProcessor::new(metrics_config, &config.env, MetricsOutputs::default());
+        // The Extension's DogStatsD and trace agent, on the ports `DD_DOGSTATSD_PORT` and
+        // `DD_APM_RECEIVER_PORT` move (8125, 8126), the same settings that move our own listeners.
+        // `DD_UNIVERSAL_INSTRUMENTATION_PORT` moves 8124, where `DD_LOCAL_TEST` asks it to flush.
+        let extension_ports = ExecAddresses::from_env(&config.env);
+        let outputs = MetricsOutputs {
+            extension_dogstatsd: metrics_config.dogstatsd_addr(),
+            extension_lifecycle: extension_ports.universal_instrumentation,
+            ..MetricsOutputs::default()
+        };
+        let extension_agent = extension_present.then_some(extension_ports.trace_agent);
+        let metrics = MetricsProcessor::new(metrics_config, &config.env, outputs);
         let trace_config = TraceConfig::from_env(&config.env);
         let traces = trace_config.enabled.then(|| {
-            let sink = TraceSink::choose(&trace_config, extension_present);
+            let sink = TraceSink::choose(&trace_config, extension_agent);
             let function = FunctionInfo::from_config(&config.function).with_handler(config.handler.clone());
             Arc::new(TraceProcessor::new(trace_config, function, sink))
         });

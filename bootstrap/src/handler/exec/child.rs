@@ -5,12 +5,14 @@
 //! `curl`, a Python runtime's workers), both for SIGTERM at shutdown and for the SIGKILL that
 //! clears a crashed runtime's leftovers before it is started again.
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::process::Command;
 
 use super::command::CommandLine;
 use super::output::{OutputConfig, OutputStream, Pump};
+use super::output_watch::OutputWatch;
 
 /// How long a dead child's pipes may take to drain: its last lines must reach our output
 /// before its invocation is reported, but a grandchild that left the process group must not
@@ -34,6 +36,7 @@ pub struct RunningChild {
     pid: libc::pid_t,
     pumps: Vec<Pump>,
     exited: bool,
+    watch: Option<Arc<OutputWatch>>,
 }
 
 impl RunningChild {
@@ -85,6 +88,7 @@ impl RunningChild {
             pid,
             pumps,
             exited: false,
+            watch: output.watch().cloned(),
         })
     }
 
@@ -112,12 +116,16 @@ impl RunningChild {
         status
     }
 
-    /// Waits for the child's output to be written out (after it exited).
+    /// Waits for the child's output to be written out (after it exited), and so looked at by
+    /// the output watch before anyone reports the death.
     pub async fn drain(&mut self) {
         for pump in std::mem::take(&mut self.pumps) {
             if !pump.finished(DRAIN_LIMIT).await {
                 tracing::warn!("the handler's output pipe stayed open after it exited; some output may be missing");
             }
+        }
+        if let Some(watch) = &self.watch {
+            watch.child_exited();
         }
     }
 

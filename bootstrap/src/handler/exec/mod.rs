@@ -5,13 +5,15 @@
 //!
 //! - [`command`]: the command line, split like a shell and resolved like Lambda's `bootstrap`.
 //! - [`child`]: the process (group, signals, exit wording).
-//! - [`output`]: its stdout/stderr, line by line, to ours.
+//! - [`output`]: its stdout/stderr, line by line, to ours; [`output_watch`]: the lines of
+//!   interest in them (out-of-memory messages), per invocation.
 //! - [`proxy`] and [`dispatch`]: the Runtime API it talks to, and who holds which invocation.
 //! - [`supervisor`]: start, death, restart, shutdown.
 pub mod child;
 pub mod command;
 mod dispatch;
 pub mod output;
+pub mod output_watch;
 mod proxy;
 mod supervisor;
 
@@ -26,6 +28,7 @@ use tokio::task::JoinHandle;
 use self::command::CommandLine;
 use self::dispatch::Dispatcher;
 use self::output::OutputConfig;
+use self::output_watch::OutputWatch;
 use self::proxy::Proxy;
 use self::supervisor::{Command, Supervisor};
 use super::{BoxFuture, Handler, HandlerOutcome, InitError, Invocation, TimedOutcome};
@@ -43,6 +46,8 @@ pub struct ExecHandler {
     restarts: Arc<Mutex<Option<InitReport>>>,
     supervisor: JoinHandle<()>,
     proxy: Proxy,
+    /// Told which invocation the child holds, so the lines it watches for are attributed.
+    watch: Option<Arc<OutputWatch>>,
 }
 
 impl Drop for ExecHandler {
@@ -79,6 +84,7 @@ impl ExecHandler {
         let (commands, command_receiver) = mpsc::unbounded_channel();
         let (status_sender, status) = watch::channel(ChildStatus::Starting);
         let restarts = Arc::new(Mutex::new(None));
+        let watch = output.watch().cloned();
         let supervisor = Supervisor {
             command,
             runtime_api: proxy.address().to_string(),
@@ -98,6 +104,7 @@ impl ExecHandler {
             restarts,
             supervisor,
             proxy,
+            watch,
         };
         match first.await {
             Ok(Ok(start)) => Ok((handler, start.duration())),
@@ -121,6 +128,9 @@ impl ExecHandler {
     /// answer arrived. Never times out by itself: the lifecycle's deadline applies.
     pub async fn run(&self, invocation: Arc<Invocation>) -> TimedOutcome {
         let request_id = invocation.context.request_id.clone();
+        if let Some(watch) = &self.watch {
+            watch.invocation_submitted(&request_id);
+        }
         let answer = match self.dispatcher.submit(invocation) {
             Ok(answer) => answer,
             Err(duplicate) => return immediate(ErrorBody::new("Runtime.DuplicateRequestId", duplicate.to_string())),

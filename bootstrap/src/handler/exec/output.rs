@@ -6,16 +6,21 @@
 //! decoding); with no [`LineRewriter`] set, the complete lines of each read go out in a single
 //! write, without looking at them one by one.
 //!
-//! Each pump is a plain thread doing blocking reads: the output path then never waits on the
-//! async runtime that serves invocations, and a slow stdout never stalls an invocation.
+//! Each pump is a plain thread that waits for the pipe with poll(2): the output path then never
+//! waits on the async runtime that serves invocations, and a slow stdout never stalls an
+//! invocation. The copy step (read what the pipe holds, write the lines) runs under a lock, so
+//! an [`OutputWatch`] can also run it on demand and see every line written before a given
+//! moment (see `output_watch.rs`).
 use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::OwnedFd;
-use std::sync::{Arc, Mutex};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
+
+use super::output_watch::{Drainable, OutputWatch};
 
 /// A line longer than this (no newline yet) is written out in pieces rather than held in
 /// memory without bound; CloudWatch splits lines far shorter than this anyway.
@@ -59,6 +64,8 @@ pub struct OutputConfig {
     /// Variables the child is started with besides the bootstrap's own (e.g. where its
     /// tracer finds the bootstrap's trace agent).
     child_env: Arc<Vec<(String, String)>>,
+    /// Looks for lines of interest (out-of-memory messages) in what is copied.
+    watch: Option<Arc<OutputWatch>>,
 }
 
 impl Default for OutputConfig {
@@ -73,7 +80,19 @@ impl OutputConfig {
             destinations: Arc::new(Mutex::new(destinations)),
             rewriter: None,
             child_env: Arc::default(),
+            watch: None,
         }
+    }
+
+    /// Shows every copied line to `watch` (the bulk copy stays one write per read).
+    #[must_use]
+    pub fn with_watch(mut self, watch: Arc<OutputWatch>) -> Self {
+        self.watch = Some(watch);
+        self
+    }
+
+    pub fn watch(&self) -> Option<&Arc<OutputWatch>> {
+        self.watch.as_ref()
     }
 
     /// Starts the child with `env` added to the bootstrap's environment.
@@ -120,8 +139,18 @@ impl Pump {
             OutputStream::Stdout => "exec-stdout",
             OutputStream::Stderr => "exec-stderr",
         };
+        set_nonblocking(&pipe)?;
+        let watch = config.watch.clone();
+        let shared = Arc::new(PumpShared {
+            pipe: File::from(pipe),
+            copier: Mutex::new(LineCopier::new(stream, config)),
+        });
+        if let Some(watch) = watch {
+            let weak: Weak<dyn Drainable> = Arc::downgrade(&shared) as Weak<dyn Drainable>;
+            watch.register_pump(weak);
+        }
         std::thread::Builder::new().name(name.into()).spawn(move || {
-            LineCopier::new(stream, config).run(File::from(pipe));
+            shared.run();
             let _ = done_tx.send(());
         })?;
         Ok(Pump { done })
@@ -134,6 +163,96 @@ impl Pump {
     }
 }
 
+/// One pump's pipe and copier, shared by its thread and by the [`OutputWatch`], which copies
+/// out on demand what the pipe holds.
+struct PumpShared {
+    /// Non-blocking: whoever holds the copier's lock reads only what is there.
+    pipe: File,
+    copier: Mutex<LineCopier>,
+}
+
+impl PumpShared {
+    fn run(&self) {
+        let mut chunk = vec![0u8; READ_CHUNK];
+        while !self.read_available(&mut chunk) {
+            if !wait_readable(&self.pipe) {
+                self.lock().close();
+                return;
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LineCopier> {
+        self.copier.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Copies what the pipe holds now, without waiting; `true` once the pipe is closed.
+    fn read_available(&self, chunk: &mut [u8]) -> bool {
+        let mut copier = self.lock();
+        if copier.closed {
+            return true;
+        }
+        loop {
+            match (&self.pipe).read(chunk) {
+                Ok(0) => {
+                    copier.close();
+                    return true;
+                }
+                Ok(n) => {
+                    copier.push(&chunk[..n]);
+                    // A pipe read returns all it holds up to the buffer's size: a short read
+                    // emptied it.
+                    if n < chunk.len() {
+                        return false;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(_) => {
+                    copier.close();
+                    return true;
+                }
+            }
+        }
+    }
+}
+
+impl Drainable for PumpShared {
+    fn drain_available(&self) {
+        let mut chunk = [0u8; 4096];
+        self.read_available(&mut chunk);
+    }
+}
+
+/// Waits until the pipe has data or is closed; `false` if it cannot be waited for.
+fn wait_readable(pipe: &File) -> bool {
+    let mut poll = libc::pollfd {
+        fd: pipe.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: poll(2) on one pollfd we own, for the duration of the call.
+        let ready = unsafe { libc::poll(&raw mut poll, 1, -1) };
+        if ready >= 0 {
+            return true;
+        }
+        if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return false;
+        }
+    }
+}
+
+fn set_nonblocking(pipe: &OwnedFd) -> io::Result<()> {
+    let fd = pipe.as_raw_fd();
+    // SAFETY: fcntl(2) on a descriptor we own, integer arguments only.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Splits a byte stream into whole lines and writes them.
 struct LineCopier {
     stream: OutputStream,
@@ -142,6 +261,8 @@ struct LineCopier {
     held: Vec<u8>,
     /// Scratch space for rewritten lines.
     rewritten: Vec<u8>,
+    /// The pipe is closed and the last line written.
+    closed: bool,
 }
 
 impl LineCopier {
@@ -151,20 +272,8 @@ impl LineCopier {
             config,
             held: Vec::new(),
             rewritten: Vec::new(),
+            closed: false,
         }
-    }
-
-    fn run(mut self, mut pipe: impl Read) {
-        let mut chunk = vec![0u8; READ_CHUNK];
-        loop {
-            match pipe.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => self.push(&chunk[..n]),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => break,
-            }
-        }
-        self.finish();
     }
 
     /// Takes the bytes of one read; writes every line they complete.
@@ -193,7 +302,10 @@ impl LineCopier {
 
     /// The pipe closed: a last line without a newline still goes out, newline-terminated so
     /// the next writer does not continue it.
-    fn finish(mut self) {
+    fn close(&mut self) {
+        if std::mem::replace(&mut self.closed, true) {
+            return;
+        }
         if !self.held.is_empty() {
             let mut held = std::mem::take(&mut self.held);
             held.push(b'\n');
@@ -203,6 +315,9 @@ impl LineCopier {
 
     /// Writes `lines` (whole lines, or one oversized piece) through the rewriter if any.
     fn emit(&mut self, lines: &[u8]) {
+        if let Some(watch) = &self.config.watch {
+            watch.scan(lines);
+        }
         let Some(rewriter) = self.config.rewriter.clone() else {
             self.config.write(self.stream, lines);
             return;
@@ -274,7 +389,7 @@ mod tests {
         assert_eq!(out.writes(), vec![b"one\n".to_vec(), b"two\n".to_vec()]);
         copier.push(b"\nfour\nfive\n");
         assert_eq!(out.writes().last().unwrap(), b"three\nfour\nfive\n");
-        copier.finish();
+        copier.close();
         assert!(err.all().is_empty());
     }
 
@@ -282,7 +397,7 @@ mod tests {
     fn last_line_without_newline_is_kept_and_terminated() {
         let (mut copier, out, _) = copier(None);
         copier.push(b"done\npartial");
-        copier.finish();
+        copier.close();
         assert_eq!(out.all(), b"done\npartial\n");
     }
 
@@ -322,8 +437,36 @@ mod tests {
     fn rewriter_sees_each_line_without_its_newline() {
         let (mut copier, out, _) = copier(Some(Arc::new(Tagger)));
         copier.push(b"a\nkeep b\nc");
-        copier.finish();
+        copier.close();
         assert_eq!(out.all(), b"[dd] a\nkeep b\n[dd] c\n");
+    }
+
+    #[test]
+    fn the_watch_reads_what_the_pipe_holds_before_the_pump_thread_does() {
+        let watch = OutputWatch::new(&["emory"], |line| line.ends_with(b"MemoryError"));
+        let out = Captured::default();
+        let config = OutputConfig::new(Destinations {
+            stdout: Box::new(out.clone()),
+            stderr: Box::new(Captured::default()),
+        })
+        .with_watch(watch.clone());
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        let reader = OwnedFd::from(reader);
+        set_nonblocking(&reader).unwrap();
+        // The pump's shared half, registered with the watch, with no thread running it: only
+        // the watch's own read can see the line.
+        let shared = Arc::new(PumpShared {
+            pipe: File::from(reader),
+            copier: Mutex::new(LineCopier::new(OutputStream::Stdout, config)),
+        });
+        watch.register_pump(Arc::downgrade(&shared) as Weak<dyn Drainable>);
+        watch.invocation_submitted("r1");
+        writer.write_all(b"Traceback\nMemoryError\n").unwrap();
+        assert_eq!(watch.take("r1"), vec![b"MemoryError".to_vec()]);
+        assert_eq!(out.all(), b"Traceback\nMemoryError\n", "copied out as the pump would");
+        drop(writer);
+        assert!(shared.read_available(&mut [0u8; 16]), "then the pipe's end is seen");
+        assert!(watch.take_unattributed().is_empty());
     }
 
     #[test]

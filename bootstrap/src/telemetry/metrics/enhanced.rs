@@ -30,6 +30,13 @@
 //! | `fd_max`, `fd_use`, `threads_max`, `threads_use` | count | bootstrap | Extension |
 //!
 //! With `DD_ENHANCED_METRICS=false` the bootstrap sends none of them.
+//!
+//! OOM evidence comes from the handler's error, an exec child's exit, and the lines an exec child
+//! prints ([`oom_in_output`], watched by `handler::exec::output_watch`). All of it for one
+//! invocation (or one init) counts once: [`merge_oom`] keeps the most widely seen piece, so a
+//! `MemoryError` line the Forwarder counts is not counted again by us from the exit after it.
+//! A child that prints an OOM message and still answers counts an `out_of_memory` (no error), as
+//! the Extension counts any OOM log line of an invocation.
 use crate::handler::HandlerOutcome;
 use crate::lifecycle::{InitReport, InvocationReport};
 
@@ -242,6 +249,67 @@ pub fn oom_evidence(text: &str) -> Option<Reason> {
     }
 }
 
+/// Needles an exec child's output chunk must contain to be looked at line by line: every OOM
+/// message [`oom_in_output`] recognises contains one of them ("emory": memory, Memory).
+pub const OUTPUT_OOM_NEEDLES: &[&str] = &["emory", "signal: killed"];
+
+/// Whether a line of an exec child's output shows an out-of-memory, and which Datadog
+/// component counts it from the logs: the Forwarder's 5 patterns, the Extension's further log
+/// patterns, and Rust's allocation failure (`memory allocation of N bytes failed`, then abort),
+/// which no one else recognises. Unlike [`oom_evidence`] (for exit and error messages), a line
+/// that merely mentions SIGKILL or "memory allocation of" is not an OOM.
+pub fn oom_in_output(line: &[u8]) -> Option<Reason> {
+    let contains = |pattern: &str| memchr::memmem::find(line, pattern.as_bytes()).is_some();
+    if FORWARDER_OOM_PATTERNS.iter().any(|p| contains(p)) {
+        Some(Reason::OomSeenByForwarder)
+    } else if EXTENSION_ONLY_OOM_PATTERNS.iter().any(|p| contains(p)) {
+        Some(Reason::OomSeenByExtension)
+    } else if is_rust_allocation_failure(line) {
+        Some(Reason::OomSeenByNoOne)
+    } else {
+        None
+    }
+}
+
+/// Rust's `handle_alloc_error` message: `memory allocation of <digits> bytes failed`.
+fn is_rust_allocation_failure(line: &[u8]) -> bool {
+    const START: &[u8] = b"memory allocation of ";
+    let Some(at) = memchr::memmem::find(line, START) else {
+        return false;
+    };
+    let rest = &line[at + START.len()..];
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    digits > 0 && rest[digits..].starts_with(b" bytes failed")
+}
+
+impl Reason {
+    /// How many Datadog components besides the bootstrap see this OOM evidence (the Forwarder's
+    /// patterns are the Extension's too).
+    fn visibility(self) -> u8 {
+        match self {
+            Reason::OomSeenByForwarder => 3,
+            Reason::OomSeenByExtension => 2,
+            Reason::OomSeenByNoOne => 1,
+            Reason::Plain | Reason::HttpServerError => 0,
+        }
+    }
+}
+
+/// One OOM from two pieces of evidence of the same event: the most widely seen one decides who
+/// counts it, so an OOM the Forwarder counts from its log line is not counted again by us from
+/// the exit that followed.
+pub fn merge_oom(a: Option<Reason>, b: Option<Reason>) -> Option<Reason> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if b.visibility() > a.visibility() { b } else { a }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The OOM evidence in lines of a child's output (as [`crate::handler::exec::output_watch`] keeps them).
+pub fn oom_in_output_lines(lines: &[Vec<u8>]) -> Option<Reason> {
+    lines.iter().map(|l| oom_in_output(l)).fold(None, merge_oom)
+}
+
 /// The error type an OOM is reported with to the Runtime API; the Extension reads it.
 const OOM_ERROR_TYPE: &str = "Runtime.OutOfMemory";
 
@@ -421,8 +489,9 @@ pub fn estimated_cost(billed_ms: u64, memory_mb: u32, arch: &str) -> f64 {
     ((PRICE_PER_REQUEST + gb_seconds * price) * 1e12).round() / 1e12
 }
 
-/// The metrics of init: its duration (tagged `init_type`) and, when it failed, an error.
-pub fn init_metrics(init: &InitReport) -> Vec<Measured> {
+/// The metrics of init: its duration (tagged `init_type`), when it failed an error, and an
+/// out_of_memory when its error or `output_oom` (an exec child's output during init) shows one.
+pub fn init_metrics(init: &InitReport, output_oom: Option<Reason>) -> Vec<Measured> {
     let init_type = match init.initialization_type.as_str() {
         "snap-start" => "SnapStart",
         "" => "on-demand",
@@ -434,11 +503,13 @@ pub fn init_metrics(init: &InitReport) -> Vec<Measured> {
     );
     duration.extra_tags.push(format!("init_type:{init_type}"));
     let mut out = vec![duration];
+    let mut oom = output_oom;
     if let Some(error) = &init.error {
         out.push(Measured::new(EnhancedMetric::Errors, 1));
-        if let Some(reason) = oom_evidence(&error.error_message) {
-            out.push(Measured::new(EnhancedMetric::OutOfMemory, 1).because(reason));
-        }
+        oom = merge_oom(oom, oom_evidence(&error.error_message));
+    }
+    if let Some(reason) = oom {
+        out.push(Measured::new(EnhancedMetric::OutOfMemory, 1).because(reason));
     }
     out
 }
@@ -655,11 +726,62 @@ mod tests {
             initialization_type: "snap-start".into(),
             error: None,
         };
-        let m = init_metrics(&init);
+        let m = init_metrics(&init, None);
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].value, MetricValue::Float(0.25));
         assert_eq!(m[0].extra_tags, ["init_type:SnapStart"]);
         init.error = Some(ErrorBody::new("Runtime.InitError", "boom"));
-        assert_eq!(names(&init_metrics(&init)), ["init_duration", "errors"]);
+        assert_eq!(names(&init_metrics(&init, None)), ["init_duration", "errors"]);
+        // A child that printed Rust's allocation failure, then exited during init.
+        let m = init_metrics(&init, oom_in_output(b"memory allocation of 8 bytes failed"));
+        assert_eq!(names(&m), ["init_duration", "errors", "out_of_memory"]);
+        assert_eq!(m[2].reason, Reason::OomSeenByNoOne);
+        init.error = None;
+        let m = init_metrics(&init, Some(Reason::OomSeenByForwarder));
+        assert_eq!(names(&m), ["init_duration", "out_of_memory"], "an init that survived its OOM line");
+    }
+
+    #[test]
+    fn oom_lines_in_an_exec_childs_output() {
+        let cases: &[(&[u8], Option<Reason>)] = &[
+            (b"memory allocation of 1099511627776 bytes failed", Some(Reason::OomSeenByNoOne)),
+            (b"MemoryError", Some(Reason::OomSeenByForwarder)),
+            (
+                b"<--- JS stacktrace ---> FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory",
+                Some(Reason::OomSeenByForwarder),
+            ),
+            (
+                b"Exception in thread \"main\" java.lang.OutOfMemoryError: Java heap space",
+                Some(Reason::OomSeenByForwarder),
+            ),
+            (b"fatal error: runtime: out of memory", Some(Reason::OomSeenByForwarder)),
+            (
+                b"Unhandled exception. System.OutOfMemoryException: Insufficient memory",
+                Some(Reason::OomSeenByExtension),
+            ),
+            (b"memory allocation of buffers done", None),
+            (b"memory allocation of  bytes failed", None),
+            (b"sent SIGKILL to the worker", None),
+            (b"memory usage: 12 MB", None),
+            (b"\xff\xfe MemoryError \x80", Some(Reason::OomSeenByForwarder)),
+        ];
+        for (line, expected) in cases {
+            assert_eq!(oom_in_output(line), *expected, "{}", String::from_utf8_lossy(line));
+            if expected.is_some() {
+                let needle = OUTPUT_OOM_NEEDLES
+                    .iter()
+                    .any(|n| memchr::memmem::find(line, n.as_bytes()).is_some());
+                assert!(needle, "the prefilter lets it through: {}", String::from_utf8_lossy(line));
+            }
+        }
+        // The Forwarder's pattern wins over the exit that followed it: it counts the OOM, we do not.
+        let rust_then_python = [b"memory allocation of 8 bytes failed".to_vec(), b"MemoryError".to_vec()];
+        assert_eq!(oom_in_output_lines(&rust_then_python), Some(Reason::OomSeenByForwarder));
+        assert_eq!(
+            merge_oom(Some(Reason::OomSeenByNoOne), Some(Reason::OomSeenByExtension)),
+            Some(Reason::OomSeenByExtension)
+        );
+        assert_eq!(merge_oom(None, Some(Reason::OomSeenByNoOne)), Some(Reason::OomSeenByNoOne));
+        assert_eq!(oom_in_output_lines(&[]), None);
     }
 }

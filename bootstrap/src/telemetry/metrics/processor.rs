@@ -18,10 +18,12 @@ use super::proc::ProcReader;
 use super::tags::{enhanced_tags, layer_tag, resolve_runtime, StaticTags};
 use super::usage::UsageMonitor;
 use crate::api_key::{self, ApiKey, ApiKeySettings};
+use crate::handler::exec::output_watch::OutputWatch;
 use crate::handler::BoxFuture;
 use crate::lifecycle::{InitReport, InvocationReport, LifecycleEvent, LifecycleObserver, Timestamp};
 use crate::sinks::datadog_api::{ApiSinkSettings, DatadogApiSink};
 use crate::sinks::dogstatsd::{DogStatsDSink, EXTENSION_DOGSTATSD_ADDR};
+use crate::sinks::extension_flush::ExtensionFlush;
 use crate::sinks::forwarder_lines;
 
 /// Custom points waiting for the next flush, at most; older ones are dropped (counted).
@@ -35,6 +37,8 @@ pub struct MetricsOutputs {
     pub stdout: Box<dyn Write + Send>,
     /// The Extension's DogStatsD address.
     pub extension_dogstatsd: SocketAddr,
+    /// The Extension's universal-instrumentation address, for `DD_LOCAL_TEST`'s flush request.
+    pub extension_lifecycle: SocketAddr,
     /// `/proc` and `/tmp` readers; `None` disables the `/proc` metrics.
     pub proc: Option<ProcReader>,
     /// `/etc/os-release`, for the runtime tag.
@@ -51,6 +55,7 @@ impl Default for MetricsOutputs {
             extension_dogstatsd: EXTENSION_DOGSTATSD_ADDR
                 .parse()
                 .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8125))),
+            extension_lifecycle: SocketAddr::from(([127, 0, 0, 1], 8124)),
             proc: Some(ProcReader::default()),
             os_release: "/etc/os-release".into(),
             api_settings: None,
@@ -148,6 +153,8 @@ pub struct MetricsProcessor {
     stdout: Mutex<Box<dyn Write + Send>>,
     api: Option<ApiState>,
     extension: Option<DogStatsDSink>,
+    /// `DD_LOCAL_TEST` with the Extension: asks it to flush after every invocation.
+    extension_flush: Option<ExtensionFlush>,
     usage: Option<Arc<UsageMonitor>>,
     custom: Mutex<Vec<MetricPoint>>,
     dogstatsd: Mutex<Option<(DogStatsDServer, mpsc::Receiver<MetricPoint>)>>,
@@ -156,6 +163,8 @@ pub struct MetricsProcessor {
     dogstatsd_refusals_logged: AtomicU64,
     state: Mutex<State>,
     tag_sets: Mutex<TagSets>,
+    /// OOM messages in an exec child's output, per invocation (`None` without enhanced metrics).
+    output_watch: Option<Arc<OutputWatch>>,
     pub stats: FlushStats,
 }
 
@@ -197,6 +206,12 @@ impl MetricsProcessor {
                 r.map_err(|e| tracing::error!("cannot open a UDP socket towards the Datadog Extension: {e}"))
                     .ok()
             });
+        let extension_flush = (config.transport == Transport::Extension && config.local_test)
+            .then(|| ExtensionFlush::new(outputs.extension_lifecycle))
+            .and_then(|r| {
+                r.map_err(|e| tracing::error!("DD_LOCAL_TEST: cannot build the Extension flush client: {e}"))
+                    .ok()
+            });
         let usage = outputs
             .proc
             .filter(|_| config.enhanced_metrics)
@@ -208,12 +223,16 @@ impl MetricsProcessor {
                 config.site
             );
         }
+        let output_watch = config
+            .enhanced_metrics
+            .then(|| OutputWatch::new(enhanced::OUTPUT_OOM_NEEDLES, |line| enhanced::oom_in_output(line).is_some()));
         let processor = Arc::new(Self {
             config,
             statics,
             stdout: Mutex::new(outputs.stdout),
             api,
             extension,
+            extension_flush,
             usage,
             custom: Mutex::new(Vec::new()),
             dogstatsd: Mutex::new(None),
@@ -221,6 +240,7 @@ impl MetricsProcessor {
             dogstatsd_refusals_logged: AtomicU64::new(0),
             state: Mutex::new(State::default()),
             tag_sets: Mutex::new(TagSets::default()),
+            output_watch,
             stats: FlushStats::default(),
         });
         processor.start_api_key_fetch();
@@ -234,6 +254,12 @@ impl MetricsProcessor {
 
     pub fn config(&self) -> &MetricsConfig {
         &self.config
+    }
+
+    /// What an exec child's output copy shows its lines to, so an OOM message counts in the
+    /// invocation's (or init's) `out_of_memory`.
+    pub fn output_watch(&self) -> Option<Arc<OutputWatch>> {
+        self.output_watch.clone()
     }
 
     /// Starts `api_key::fetch` in the background (API mode only), so it runs concurrently
@@ -370,7 +396,11 @@ impl MetricsProcessor {
 
     fn on_init(&self, init: &InitReport) -> Vec<MetricPoint> {
         let tags = InvocationTags::new(enhanced_tags(&self.statics, None, true));
-        self.route(enhanced::init_metrics(init), &tags, epoch_seconds(init.finished.wall))
+        let output_oom = self
+            .output_watch
+            .as_ref()
+            .and_then(|w| enhanced::oom_in_output_lines(&w.take_unattributed()));
+        self.route(enhanced::init_metrics(init, output_oom), &tags, epoch_seconds(init.finished.wall))
     }
 
     fn invocation_tags(&self, arn: &str, cold_start: bool) -> InvocationTags {
@@ -386,7 +416,11 @@ impl MetricsProcessor {
         }
         let arn = &report.invocation.context.invoked_function_arn;
         let tags = self.invocation_tags(arn, report.cold_start);
-        let facts = enhanced::outcome_facts(report);
+        let mut facts = enhanced::outcome_facts(report);
+        if let Some(watch) = &self.output_watch {
+            let lines = watch.take(&report.invocation.context.request_id);
+            facts.oom = enhanced::merge_oom(facts.oom, enhanced::oom_in_output_lines(&lines));
+        }
         let mut measured = enhanced::invocation_metrics(report, &facts);
         let already_flushed = self.state.lock().is_ok_and(|mut s| {
             s.timeout_flushed
@@ -527,6 +561,9 @@ impl MetricsProcessor {
                 points.extend(invocation_points);
                 let custom = self.collect_custom();
                 self.flush(points, custom).await;
+                if let Some(extension_flush) = &self.extension_flush {
+                    extension_flush.post().await;
+                }
                 // Without enhanced metrics there are no post-runtime metrics to send later.
                 if let (Some(tags), Ok(mut state)) = (tags, self.state.lock()) {
                     state.pending = Some(PendingInvocation {

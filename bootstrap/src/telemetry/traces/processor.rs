@@ -27,13 +27,13 @@ pub enum TraceSink {
 }
 
 impl TraceSink {
-    /// The Extension's (or a configured) agent when there is one, else stdout.
-    pub fn choose(config: &TraceConfig, extension_present: bool) -> Self {
+    /// A configured agent, else the Extension's (`extension_agent`, when it is present), else stdout.
+    pub fn choose(config: &TraceConfig, extension_agent: Option<std::net::SocketAddr>) -> Self {
         let agent = config
             .trace_agent_url
             .clone()
             .or_else(|| config.agent_host.as_ref().map(|host| format!("http://{host}:8126")))
-            .or_else(|| extension_present.then(|| "http://127.0.0.1:8126".to_owned()));
+            .or_else(|| extension_agent.map(|addr| format!("http://{addr}")));
         match agent {
             Some(url) => TraceSink::Agent(TraceAgentClient::new(&url)),
             None => TraceSink::Stdout(Mutex::new(Box::new(std::io::stdout()))),

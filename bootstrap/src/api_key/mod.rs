@@ -13,10 +13,12 @@
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 use base64::Engine;
 
 use crate::config::Environment;
+
+mod http_client;
+pub use http_client::aws_https_client;
 
 /// A Datadog API key.
 #[derive(Clone, PartialEq, Eq)]
@@ -211,16 +213,6 @@ async fn sdk_config(settings: &ApiKeySettings, region: &str, service_env: &str, 
         loader = loader.endpoint_url(endpoint);
     }
     loader.load().await
-}
-
-/// The HTTPS client of every AWS call: rustls on ring, the TLS stack and crypto provider
-/// reqwest uses for the Datadog intake, so the binary links one of each (the SDK's default
-/// client would add aws-lc-rs). The SDK crates are built without a default client, so an SDK
-/// configuration made elsewhere (tests) needs this one too.
-pub fn aws_https_client() -> aws_sdk_kms::config::SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https()
 }
 
 fn aws_error<E>(
