@@ -166,6 +166,48 @@ async fn an_abort_is_answered_as_an_exit_error_and_counted_as_an_error_only() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_two_in_flight_only_the_one_whose_allocation_failed_is_out_of_memory() {
+    let function = Function::start(
+        "alloc_failure",
+        &[("DD_FLUSH_TO_LOG", "true"), ("AWS_LAMBDA_MAX_CONCURRENCY", "2")],
+        &[],
+    );
+    let slow = function.emulator.spawn_invoke(r#"{"bytes": 64, "sleep_ms": 5000}"#);
+    function.wait_for_handoffs(1);
+    // The handoff is the `/next` answer; give the bootstrap a moment to call the handler.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let failing = function.invoke(&format!(r#"{{"bytes": {HUGE}}}"#)).await;
+    let slow = slow.await.unwrap();
+    assert_eq!(error_of(&failing)["errorType"], "Runtime.OutOfMemory");
+    let bystander = error_of(&slow);
+    assert_eq!(
+        bystander,
+        serde_json::json!({
+            "errorType": "Runtime.ExitError",
+            "errorMessage": format!("RequestId: {} Error: Runtime exited with error: signal: aborted", request_id(&slow)),
+            "stackTrace": [],
+        })
+    );
+    wait_for_stat(&function.emulator, "runtime_exits", 1).await;
+    let stats = function.emulator.stats().await;
+    // Both answered by the bootstrap (the emulator answers an invocation left in flight itself,
+    // which would not count as a delivered answer).
+    assert_eq!(stats["answers_delivered"], 2, "{stats}");
+    assert_eq!(stats["answers_refused"], 0, "{stats}");
+    function.wait_for_metric("out_of_memory", |l| name(l) == OOM);
+    let start = std::time::Instant::now();
+    while count(&function, ERRORS) < 2 && start.elapsed() < std::time::Duration::from_secs(10) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        (count(&function, INVOCATIONS), count(&function, ERRORS), count(&function, OOM)),
+        (2, 2, 1),
+        "{}",
+        function.emulator.stdout.text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_enhanced_metrics_the_abort_is_still_answered_and_nothing_is_printed() {
     let function = Function::start(
         "alloc_failure",

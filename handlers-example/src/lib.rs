@@ -19,7 +19,7 @@
 //! | `traced` | anything | a child span `example.work` (and `example.thread` from a spawned thread); `{"trace", "span_id", "thread_span_id", "headers", "span_headers", "log_correlation"}` |
 //! | `logs` | [`LogsEvent`] JSON, or any bytes (logged as text) | one `log` record (more with `from_thread`, `in_span`; after `meet` invocations meet); `{"logged", "request_id", "log_correlation"}` |
 //! | `async_logs` | [`LogsEvent`] JSON | one record from the handler, one from a task spawned with `sdk::logging::in_invocation`, one from a task spawned without; same answer |
-//! | `alloc_failure` | `{"bytes": N}` | allocates N bytes: `{"allocated": N}`, or, when the allocator refuses (e.g. `4611686018427387904`), Rust's allocation failure: the process aborts |
+//! | `alloc_failure` | `{"bytes": N, "sleep_ms": M}` | sleeps M ms (default 0), allocates N bytes: `{"allocated": N}`, or, when the allocator refuses (e.g. `4611686018427387904`), Rust's allocation failure: the process aborts |
 //! | `abort` | `{"abort": bool}` | `std::process::abort()` when `abort` is true (a C library's abort, a double panic); else `{"aborted": false}` |
 //!
 //! The init function installs `sdk::logging` (records go to stdout with the invocation's trace
@@ -322,6 +322,9 @@ mod tests;
 #[derive(Debug, Deserialize)]
 pub struct AllocEvent {
     pub bytes: usize,
+    /// Sleep this long first (so another invocation can be in flight meanwhile).
+    #[serde(default)]
+    pub sleep_ms: u64,
 }
 
 /// Allocates `bytes` bytes, as any collection growing would, and goes through Rust's
@@ -329,6 +332,7 @@ pub struct AllocEvent {
 /// allocation of N bytes failed` and aborts the process (no `try_reserve`: a handler rarely
 /// checks, and the abort is what the bootstrap must survive well enough to report).
 pub fn alloc_failure(event: AllocEvent, _: Context) -> Result<Value, Diagnostic> {
+    std::thread::sleep(Duration::from_millis(event.sleep_ms));
     let layout = std::alloc::Layout::from_size_align(event.bytes.max(1), 1)
         .map_err(|e| Diagnostic::new("InvalidSize", format!("{} bytes: {e}", event.bytes)))?;
     // SAFETY: a non-zero-sized layout; the memory is freed below with the same layout.

@@ -9,7 +9,7 @@
 //! without stalling; the bounded wait is what keeps that from stalling the process, and the
 //! handler then prints the signal-safe lines itself if the task never got to the metrics.
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,9 +30,6 @@ const STEP: Duration = Duration::from_millis(5);
 
 /// The pipe's write end; -1 until the task waits.
 static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
-/// The cause, as the signal handler found it: `CAUSE_OOM` with `CAUSE_SIZE`, or aborted.
-static CAUSE_OOM: AtomicBool = AtomicBool::new(false);
-static CAUSE_SIZE: AtomicUsize = AtomicUsize::new(0);
 static STARTED: AtomicBool = AtomicBool::new(false);
 static FINISHED: AtomicBool = AtomicBool::new(false);
 /// Another thread aborted meanwhile (the task's own allocation failing, say): stop waiting.
@@ -94,17 +91,10 @@ async fn woken(receiver: &tokio::net::unix::pipe::Receiver) -> bool {
 
 /// Tells the observers about every claimed invocation, as if it had been answered with its error.
 async fn report_aborted(metrics: &dyn LifecycleObserver, others: &[Arc<dyn LifecycleObserver>]) {
-    let cause = if CAUSE_OOM.load(Ordering::Acquire) {
-        Cause::OutOfMemory {
-            size: CAUSE_SIZE.load(Ordering::Acquire),
-        }
-    } else {
-        Cause::Aborted
-    };
     let now = Timestamp::now();
     let events: Vec<LifecycleEvent> = slots::claimed_pending()
         .into_iter()
-        .map(|pending| LifecycleEvent::Invocation(Arc::new(aborted_report(pending, cause, now))))
+        .map(|(pending, cause)| LifecycleEvent::Invocation(Arc::new(aborted_report(pending, cause, now))))
         .collect();
     if LINES_OWNER
         .compare_exchange(NOBODY, TASK, Ordering::AcqRel, Ordering::Acquire)
@@ -138,16 +128,12 @@ fn aborted_report(pending: Pending, cause: Cause, now: Timestamp) -> InvocationR
     }
 }
 
-/// From the signal handler: wakes the task with `cause` and waits until it finished, gave no
-/// sign of waking, or ran out of time. Signal-safe.
-pub fn wake_and_wait(cause: Cause) {
+/// From the signal handler, once every claimed invocation has its cause decided: wakes the task
+/// and waits until it finished, gave no sign of waking, or ran out of time. Signal-safe.
+pub fn wake_and_wait() {
     let fd = WAKE_FD.load(Ordering::Acquire);
     if fd < 0 {
         return;
-    }
-    if let Cause::OutOfMemory { size } = cause {
-        CAUSE_SIZE.store(size, Ordering::Release);
-        CAUSE_OOM.store(true, Ordering::Release);
     }
     if report::write_all(fd, b"!").is_err() {
         return;

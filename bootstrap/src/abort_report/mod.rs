@@ -25,6 +25,7 @@
 //! copy of the request id; everything else is prepared at start ([`prepared`]) or once per tag
 //! set ([`watch`]).
 mod alloc_failure;
+mod cause;
 mod last_words;
 mod prepared;
 mod report;

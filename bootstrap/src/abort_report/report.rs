@@ -1,6 +1,7 @@
 //! The emergency report of an aborting process, built and sent with async-signal-safe calls
 //! only: text in stack buffers, `socket`/`connect`/`write`/`read` for the Runtime API's
 //! `/error`, `write` for the metric lines on stdout and the log line on stderr.
+pub use super::cause::Cause;
 use super::prepared::{LineSet, Prepared};
 use super::stack_buf::StackBuf;
 use crate::runtime_api::header_names;
@@ -8,26 +9,6 @@ use crate::telemetry::metrics::enhanced::EnhancedMetric;
 
 /// How long the Runtime API gets to take the `/error` (it is on the sandbox's loopback).
 const POST_TIMEOUT_SECS: libc::time_t = 2;
-
-/// Why the process aborts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Cause {
-    /// An allocation of `size` bytes failed on the aborting thread just before.
-    OutOfMemory { size: usize },
-    /// Anything else: a C library's `abort()`, a Rust double panic, `std::process::abort()`.
-    Aborted,
-}
-
-impl Cause {
-    /// The `errorType`: Lambda's for a runtime that ran out of memory (which Datadog's
-    /// Extension counts as `out_of_memory`), else Lambda's for a runtime that exited.
-    pub fn error_type(self) -> &'static str {
-        match self {
-            Cause::OutOfMemory { .. } => "Runtime.OutOfMemory",
-            Cause::Aborted => "Runtime.ExitError",
-        }
-    }
-}
 
 /// `{"errorMessage":...,"errorType":...,"stackTrace":[]}` worded as Lambda words a runtime
 /// that exited: `RequestId: <id> Error: Runtime exited with error: signal: aborted`, with the

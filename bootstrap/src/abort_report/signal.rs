@@ -81,14 +81,15 @@ extern "C" fn on_abort(_signal: libc::c_int) {
 
 /// Answers every invocation in flight first (what matters most), then gives the telemetry task
 /// its bounded time, prints the lines if it never took them on, and logs what happened.
+///
+/// A failed allocation is the cause of the invocation whose handler runs on the aborting
+/// thread; the others in flight (`AWS_LAMBDA_MAX_CONCURRENCY`) merely end with the process.
+/// When none runs there (a thread the handler spawned, the bootstrap's own), all share it.
 fn report_in_flight(prepared: &Prepared) {
-    let cause = alloc_failure::failed_on_this_thread().map_or(Cause::Aborted, |size| Cause::OutOfMemory { size });
-    let mut posted = [None; slots::SLOT_COUNT];
+    let found = alloc_failure::failed_on_this_thread().map_or(Cause::Aborted, |size| Cause::OutOfMemory { size });
+    let aborting = alloc_failure::current_thread();
     let mut count = 0;
-    slots::claim_all(|invocation| {
-        posted[count] = Some(answer(prepared, invocation.request_id, invocation.invocation_id, cause));
-        count += 1;
-    });
+    slots::claim_all(|_| count += 1);
     if count == 0 {
         let _ = report::write_all(
             libc::STDERR_FILENO,
@@ -96,11 +97,28 @@ fn report_in_flight(prepared: &Prepared) {
         );
         return;
     }
-    last_words::wake_and_wait(cause);
+    let mut on_this_thread = false;
+    slots::for_each_claimed(|invocation| on_this_thread |= invocation.thread == aborting);
+    let mut posted = [None; slots::SLOT_COUNT];
+    let mut index = 0;
+    slots::for_each_claimed(|invocation| {
+        let cause = if !on_this_thread || invocation.thread == aborting {
+            found
+        } else {
+            Cause::Aborted
+        };
+        invocation.decide(cause);
+        if let Some(slot) = posted.get_mut(index) {
+            *slot = Some(answer(prepared, invocation.request_id, invocation.invocation_id, cause));
+        }
+        index += 1;
+    });
+    last_words::wake_and_wait();
     let handler_lines = prepared.lines.any() && last_words::handler_prints_lines();
     let telemetry_sent = last_words::finished();
     let mut index = 0;
     slots::for_each_claimed(|invocation| {
+        let cause = invocation.cause();
         let mut lines_written = false;
         if handler_lines {
             let mut lines = StackBuf::<4096>::new();

@@ -8,8 +8,10 @@
 //! the arming thread while `WRITING`, the signal handler once it moved it from `ARMED` to
 //! `REPORTING`. Arming costs a compare-and-swap and a copy of a few dozen bytes.
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
+
+use super::cause::Cause;
 
 use crate::handler::Invocation;
 use crate::lifecycle::Timestamp;
@@ -24,8 +26,13 @@ const WRITING: u8 = 1;
 const ARMED: u8 = 2;
 const REPORTING: u8 = 3;
 
-struct Slot {
+pub struct Slot {
     state: AtomicU8,
+    /// The kernel thread that calls the handler.
+    thread: AtomicI32,
+    /// The cause the signal handler answered with: 0 none yet, 1 aborted, 2 out of memory.
+    cause_kind: AtomicU8,
+    cause_size: AtomicUsize,
     request_id: UnsafeCell<[u8; ID_CAPACITY]>,
     request_id_len: AtomicUsize,
     invocation_id: UnsafeCell<[u8; ID_CAPACITY]>,
@@ -53,6 +60,9 @@ impl Slot {
     const fn new() -> Self {
         Self {
             state: AtomicU8::new(FREE),
+            thread: AtomicI32::new(0),
+            cause_kind: AtomicU8::new(0),
+            cause_size: AtomicUsize::new(0),
             request_id: UnsafeCell::new([0; ID_CAPACITY]),
             request_id_len: AtomicUsize::new(0),
             invocation_id: UnsafeCell::new([0; ID_CAPACITY]),
@@ -102,7 +112,7 @@ pub fn is_plain_id(id: &[u8]) -> bool {
 /// Watches an invocation: from now until the guard drops, an abort answers it. `None` when
 /// every slot is taken or an id is not plain ([`is_plain_id`]); the invocation then goes
 /// unwatched, as before this module existed.
-pub fn arm(request_id: &str, invocation_id: Option<&str>, tags: &'static [u8], pending: Pending) -> Option<Armed> {
+pub fn arm(request_id: &str, invocation_id: Option<&str>, tags: &'static [u8], thread: i32, pending: Pending) -> Option<Armed> {
     let invocation_id = invocation_id.unwrap_or_default().as_bytes();
     if !is_plain_id(request_id.as_bytes()) || !(invocation_id.is_empty() || is_plain_id(invocation_id)) {
         return None;
@@ -120,6 +130,8 @@ pub fn arm(request_id: &str, invocation_id: Option<&str>, tags: &'static [u8], p
         *slot.tags.get() = tags;
         *slot.pending.get() = Some(pending);
     }
+    slot.thread.store(thread, Ordering::Relaxed);
+    slot.cause_kind.store(0, Ordering::Relaxed);
     slot.request_id_len.store(request_id.len(), Ordering::Relaxed);
     slot.invocation_id_len.store(invocation_id.len(), Ordering::Relaxed);
     slot.state.store(ARMED, Ordering::Release);
@@ -133,6 +145,53 @@ pub struct Claimed<'a> {
     pub invocation_id: &'a [u8],
     /// The tags' JSON array for its metric lines.
     pub tags: &'static [u8],
+    /// The kernel thread that calls its handler.
+    pub thread: i32,
+    slot: &'static Slot,
+}
+
+impl Claimed<'_> {
+    /// Records the cause it is answered with, for the telemetry task (signal-safe).
+    pub fn decide(&self, cause: Cause) {
+        let (kind, size) = match cause {
+            Cause::Aborted => (1, 0),
+            Cause::OutOfMemory { size } => (2, size),
+        };
+        self.slot.cause_size.store(size, Ordering::Relaxed);
+        self.slot.cause_kind.store(kind, Ordering::Release);
+    }
+
+    /// The cause recorded by [`Claimed::decide`]; aborted if none was.
+    pub fn cause(&self) -> Cause {
+        cause_of(self.slot)
+    }
+}
+
+fn cause_of(slot: &Slot) -> Cause {
+    match slot.cause_kind.load(Ordering::Acquire) {
+        2 => Cause::OutOfMemory {
+            size: slot.cause_size.load(Ordering::Relaxed),
+        },
+        _ => Cause::Aborted,
+    }
+}
+
+/// A claimed slot's fields.
+///
+/// # Safety
+/// The slot must be claimed (REPORTING): never written again.
+unsafe fn claimed(slot: &'static Slot) -> Claimed<'static> {
+    // SAFETY: guaranteed by the caller; the writer published the cells before its Release store
+    // of ARMED, which the claim's Acquire saw.
+    unsafe {
+        Claimed {
+            request_id: &(&*slot.request_id.get())[..slot.request_id_len.load(Ordering::Relaxed)],
+            invocation_id: &(&*slot.invocation_id.get())[..slot.invocation_id_len.load(Ordering::Relaxed)],
+            tags: *slot.tags.get(),
+            thread: slot.thread.load(Ordering::Relaxed),
+            slot,
+        }
+    }
 }
 
 /// Calls `report` for every watched invocation, each claimed for good: its guard no longer
@@ -142,55 +201,32 @@ pub fn claim_all(mut report: impl FnMut(Claimed<'_>)) {
         if slot
             .state
             .compare_exchange(ARMED, REPORTING, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
+            .is_ok()
         {
-            continue;
+            // SAFETY: this thread just claimed the slot.
+            report(unsafe { claimed(slot) });
         }
-        let request_id_len = slot.request_id_len.load(Ordering::Relaxed);
-        let invocation_id_len = slot.invocation_id_len.load(Ordering::Relaxed);
-        // SAFETY: this thread moved the slot to REPORTING; the writer published the cells
-        // before its Release store of ARMED, which the Acquire above saw.
-        let (request_id, invocation_id, tags) = unsafe {
-            (
-                &(&*slot.request_id.get())[..request_id_len],
-                &(&*slot.invocation_id.get())[..invocation_id_len],
-                *slot.tags.get(),
-            )
-        };
-        report(Claimed {
-            request_id,
-            invocation_id,
-            tags,
-        });
     }
 }
 
 /// Calls `visit` for every invocation [`claim_all`] claimed, again (signal-safe).
 pub fn for_each_claimed(mut visit: impl FnMut(Claimed<'_>)) {
     for slot in &SLOTS {
-        if slot.state.load(Ordering::Acquire) != REPORTING {
-            continue;
+        if slot.state.load(Ordering::Acquire) == REPORTING {
+            // SAFETY: the slot is claimed.
+            visit(unsafe { claimed(slot) });
         }
-        // SAFETY: a claimed slot is never written again.
-        let claimed = unsafe {
-            Claimed {
-                request_id: &(&*slot.request_id.get())[..slot.request_id_len.load(Ordering::Relaxed)],
-                invocation_id: &(&*slot.invocation_id.get())[..slot.invocation_id_len.load(Ordering::Relaxed)],
-                tags: *slot.tags.get(),
-            }
-        };
-        visit(claimed);
     }
 }
 
 /// The invocations [`claim_all`] claimed, for the telemetry of their abort (not signal-safe:
 /// it clones; run by the last-words task, off the aborting thread).
-pub fn claimed_pending() -> Vec<Pending> {
+pub fn claimed_pending() -> Vec<(Pending, Cause)> {
     SLOTS
         .iter()
         .filter(|slot| slot.state.load(Ordering::Acquire) == REPORTING)
         // SAFETY: a claimed slot is never written again, and only read here besides.
-        .filter_map(|slot| unsafe { (*slot.pending.get()).clone() })
+        .filter_map(|slot| unsafe { (*slot.pending.get()).clone() }.map(|pending| (pending, cause_of(slot))))
         .collect()
 }
 
@@ -230,7 +266,7 @@ mod tests {
     }
 
     fn armed(request_id: &str, invocation_id: Option<&str>, tags: &'static [u8]) -> Option<Armed> {
-        arm(request_id, invocation_id, tags, pending(request_id))
+        arm(request_id, invocation_id, tags, 7, pending(request_id))
     }
 
     fn claimed() -> Vec<(String, String, String)> {
@@ -246,7 +282,14 @@ mod tests {
         let mut again = Vec::new();
         for_each_claimed(|c| again.push(text(&c)));
         assert_eq!(seen, again, "a claimed slot reads the same the second time");
-        let ids: Vec<String> = claimed_pending().iter().map(|p| p.invocation.context.request_id.clone()).collect();
+        for_each_claimed(|c| assert_eq!((c.thread, c.cause()), (7, Cause::Aborted), "nothing decided yet"));
+        for_each_claimed(|c| c.decide(Cause::OutOfMemory { size: c.request_id.len() }));
+        let pending = claimed_pending();
+        for (p, cause) in &pending {
+            let size = p.invocation.context.request_id.len();
+            assert_eq!(*cause, Cause::OutOfMemory { size }, "the decided cause reaches the task");
+        }
+        let ids: Vec<String> = pending.iter().map(|(p, _)| p.invocation.context.request_id.clone()).collect();
         let mut seen_ids: Vec<String> = seen.iter().map(|(id, _, _)| id.clone()).collect();
         seen_ids.sort();
         let mut ids = ids;

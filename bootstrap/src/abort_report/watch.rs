@@ -85,7 +85,8 @@ impl Watched {
             cold_start,
             started: Timestamp::now(),
         };
-        slots::arm(&context.request_id, context.invocation_id.as_deref(), tags, pending)
+        let thread = alloc_failure::current_thread_cached();
+        slots::arm(&context.request_id, context.invocation_id.as_deref(), tags, thread, pending)
     }
 }
 
