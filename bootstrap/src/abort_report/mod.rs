@@ -21,9 +21,12 @@
 //! the error type). Then the default action ends the process and Lambda starts a new sandbox.
 //! One line on stderr says what was answered and what was lost.
 //!
-//! Per invocation the cost is a slot armed and disarmed ([`slots`]): a compare-and-swap and a
-//! copy of the request id; everything else is prepared at start ([`prepared`]) or once per tag
-//! set ([`watch`]).
+//! With several invocations in flight, the failed allocation is the cause of the one whose
+//! handler runs on the aborting thread; the others are answered `Runtime.ExitError`.
+//!
+//! Per invocation the cost is a slot armed and disarmed ([`slots`]): two compare-and-swaps, a
+//! copy of the request id, an `Arc` clone and a clock read (the wrapper future aside);
+//! everything else is prepared at start ([`prepared`]) or once per tag set ([`watch`]).
 mod alloc_failure;
 mod cause;
 mod last_words;
