@@ -3,7 +3,7 @@
 //! A handler library runs inside the bootstrap's process. When it aborts (`SIGABRT`: Rust's
 //! allocation failure, `std::process::abort()`, a double panic, a C library's `abort()`), the
 //! bootstrap dies with it, and the invocation would get no answer from us, no `errors` metric,
-//! nothing. Here, a `SIGABRT` handler ([`signal`]) answers every invocation in flight with
+//! nothing. Here, a `SIGABRT` handler (`signal`) answers every invocation in flight with
 //! `/error` before the process ends, as Lambda words a runtime that exited:
 //!
 //! - after a failed allocation on the aborting thread (told by the reporting allocators,
@@ -13,7 +13,7 @@
 //!   aborted`;
 //!
 //! Then, with a bounded wait, a task on the telemetry thread reports the invocation to the
-//! metrics and trace processors as an answered error ([`last_words`]): every enhanced metric
+//! metrics and trace processors as an answered error (`last_words`): every enhanced metric
 //! (`errors`, `out_of_memory` by the routing table), the custom metrics waiting for their flush,
 //! the trace with the error. Should that task not get to the metrics (its thread stuck, or the
 //! one aborting), the signal handler prints the `invocations`, `errors` and `out_of_memory`
@@ -24,9 +24,9 @@
 //! With several invocations in flight, the failed allocation is the cause of the one whose
 //! handler runs on the aborting thread; the others are answered `Runtime.ExitError`.
 //!
-//! Per invocation the cost is a slot armed and disarmed ([`slots`]): two compare-and-swaps, a
+//! Per invocation the cost is a slot armed and disarmed (`slots`): two compare-and-swaps, a
 //! copy of the request id, an `Arc` clone and a clock read (the wrapper future aside);
-//! everything else is prepared at start ([`prepared`]) or once per tag set ([`watch`]).
+//! everything else is prepared at start (`prepared`) or once per tag set (`watch`).
 mod alloc_failure;
 mod cause;
 mod last_words;
