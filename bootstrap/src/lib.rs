@@ -1,6 +1,7 @@
 //! The `bootstrap` runtime: one invocation flows
 //! Runtime API client -> invocation lifecycle -> handler -> telemetry -> sinks,
 //! and each step is a module of that name.
+pub mod abort_report;
 pub mod api_key;
 pub mod config;
 pub mod emulator;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bootstrap::config::{Config, Environment};
 use bootstrap::handler::{self, InitError};
-use bootstrap::lifecycle::{InitReport, Lifecycle, LifecycleEvent, LifecycleOptions, Observers, Timestamp};
+use bootstrap::lifecycle::{InitReport, Lifecycle, LifecycleEvent, LifecycleObserver, LifecycleOptions, Observers, Timestamp};
 use bootstrap::runtime_api::extensions::{ExtensionEvent, RegisteredExtension};
 use bootstrap::runtime_api::{Endpoint, RuntimeApiClient};
 use bootstrap::telemetry::{ExecAddresses, Telemetry};
@@ -17,8 +17,9 @@ const SHUTDOWN_WAIT_FOR_IDLE: std::time::Duration = std::time::Duration::from_mi
 /// shutdown phase is 500 ms with an internal extension.
 const CHILD_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(150);
 
+/// mimalloc, telling `abort_report` of an allocation failure before Rust aborts the process.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: sdk::alloc::Reporting<mimalloc::MiMalloc> = sdk::alloc::Reporting::new(mimalloc::MiMalloc);
 
 /// The AWS Lambda runtime with Datadog observability. Started with no arguments, it serves
 /// invocations from the Runtime API (`AWS_LAMBDA_RUNTIME_API`).
@@ -37,6 +38,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let process_started = Timestamp::now();
+    sdk::alloc::set_failure_reporter(Some(bootstrap::abort_report::record_alloc_failure));
     let huge_pages = disable_transparent_huge_pages();
     let config = Config::from_env(Environment::from_process());
     bootstrap::logging::init(&config.log);
@@ -132,6 +134,14 @@ async fn serve(config: Config, process_started: Timestamp, telemetry_thread: tok
         Telemetry::from_config(&config)
     };
     let observers = telemetry.observers();
+    // Before the handler loads: from then on, an abort (a failed allocation) answers the invocation.
+    let abort_reporting = match bootstrap::abort_report::install(&endpoint, telemetry.metrics.config()) {
+        Ok(reporting) => Some(reporting),
+        Err(err) => {
+            tracing::warn!("{err}: an invocation whose handler aborts the process goes unanswered until Lambda sees the process end");
+            None
+        }
+    };
 
     // DogStatsD and an exec child's tracer endpoints listen before the handler starts; kept
     // alive as long as the process serves.
@@ -187,7 +197,21 @@ async fn serve(config: Config, process_started: Timestamp, telemetry_thread: tok
         max_invocations: None,
         watch_runtime: Some(telemetry_thread.clone()),
     };
-    let lifecycle = Lifecycle::new(client, ready.handler, observers.clone(), options);
+    let handler = match &abort_reporting {
+        Some(reporting) => {
+            let traces = telemetry
+                .traces
+                .iter()
+                .map(|t| Arc::clone(t) as Arc<dyn LifecycleObserver>)
+                .collect();
+            if let Err(err) = reporting.report_through(&telemetry_thread, telemetry.metrics.clone(), traces) {
+                tracing::warn!("{err}");
+            }
+            reporting.watch(ready.handler)
+        }
+        None => ready.handler,
+    };
+    let lifecycle = Lifecycle::new(client, handler, observers.clone(), options);
     // The end of the sandbox is watched from the telemetry thread, which also runs the final
     // flush and ends the process: a dylib handler may hold the main thread until Lambda's grace
     // period is long over.

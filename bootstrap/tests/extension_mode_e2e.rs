@@ -375,3 +375,43 @@ async fn an_exec_child_talks_to_the_extension_and_only_its_unseen_oom_is_ours() 
     let stdout = emulator.stdout.text();
     assert!(metric_lines(&stdout).is_empty(), "no Forwarder line with the Extension:\n{stdout}");
 }
+
+/// A handler library's allocation failure with the Extension: the dying bootstrap answers
+/// `Runtime.OutOfMemory`, the error type the Extension counts as `errors` and `out_of_memory`
+/// itself, so the bootstrap sends neither; what only it measures (`response_latency`) still
+/// arrives, sent by its report of the aborted invocation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dylibs_allocation_failure_is_left_to_the_extension_to_count() {
+    if !unshare_works() {
+        println!("skipped: `unshare -rm true` fails (no unprivileged user namespaces), so /opt cannot be faked");
+        return;
+    }
+    let opt = fake_opt();
+    let ports = Ports::free();
+    let mut env = ports.env();
+    env.push(("_HANDLER", format!("{}:alloc_failure", example_dylib().display())));
+    let emulator = start(opt.path(), &env);
+    let dogstatsd = DogStatsD::bind(ports.dogstatsd);
+
+    let reply = emulator.invoke(r#"{"bytes": 4611686018427387904}"#).await;
+    assert_eq!(reply.header("x-amz-function-error"), Some("Unhandled"), "{}", reply.text());
+    assert_eq!(reply.json()["errorType"], "Runtime.OutOfMemory", "{}", reply.text());
+    let latency = "aws.lambda.enhanced.response_latency";
+    let datagrams = dogstatsd.receive_until(Vec::new(), |d| d.iter().any(|l| metric_name(l) == latency));
+    let datagrams = [datagrams, dogstatsd.drain()].concat();
+    assert!(datagrams.iter().any(|d| metric_name(d) == latency), "{datagrams:#?}");
+    for left_to_the_extension in ["aws.lambda.enhanced.errors", "aws.lambda.enhanced.out_of_memory"] {
+        assert!(
+            !datagrams.iter().any(|d| metric_name(d) == left_to_the_extension),
+            "{left_to_the_extension} is counted by the Extension from the error type: {datagrams:#?}"
+        );
+    }
+    assert_only_ours(&datagrams);
+    let stdout = emulator.stdout.text();
+    assert!(metric_lines(&stdout).is_empty(), "no Forwarder line with the Extension:\n{stdout}");
+    let stderr = emulator.stderr.text();
+    assert!(
+        stderr.contains("answered it as Runtime.OutOfMemory (Runtime API status 202); its metrics and trace were sent"),
+        "{stderr}"
+    );
+}

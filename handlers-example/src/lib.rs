@@ -19,6 +19,8 @@
 //! | `traced` | anything | a child span `example.work` (and `example.thread` from a spawned thread); `{"trace", "span_id", "thread_span_id", "headers", "span_headers", "log_correlation"}` |
 //! | `logs` | [`LogsEvent`] JSON, or any bytes (logged as text) | one `log` record (more with `from_thread`, `in_span`; after `meet` invocations meet); `{"logged", "request_id", "log_correlation"}` |
 //! | `async_logs` | [`LogsEvent`] JSON | one record from the handler, one from a task spawned with `sdk::logging::in_invocation`, one from a task spawned without; same answer |
+//! | `alloc_failure` | `{"bytes": N, "sleep_ms": M}` | sleeps M ms (default 0), allocates N bytes: `{"allocated": N}`, or, when the allocator refuses (e.g. `4611686018427387904`), Rust's allocation failure: the process aborts |
+//! | `abort` | `{"abort": bool}` | `std::process::abort()` when `abort` is true (a C library's abort, a double panic); else `{"aborted": false}` |
 //!
 //! The init function installs `sdk::logging` (records go to stdout with the invocation's trace
 //! ids); it fails when `HANDLERS_EXAMPLE_INIT=fail` and panics when it is `panic`, so the
@@ -54,6 +56,8 @@ sdk::handler!(metric);
 sdk::handler!(traced);
 sdk::handler!(raw logs);
 sdk::handler!(async async_logs);
+sdk::handler!(alloc_failure);
+sdk::handler!(abort);
 
 /// The variable the init function reads: `fail` or `panic` make init fail.
 pub const INIT_MODE_VARIABLE: &str = "HANDLERS_EXAMPLE_INIT";
@@ -313,6 +317,48 @@ pub fn rendezvous(event: RendezvousEvent, _: Context) -> Result<Rendezvous, Diag
 
 #[cfg(test)]
 mod tests;
+
+/// The event of [`alloc_failure`].
+#[derive(Debug, Deserialize)]
+pub struct AllocEvent {
+    pub bytes: usize,
+    /// Sleep this long first (so another invocation can be in flight meanwhile).
+    #[serde(default)]
+    pub sleep_ms: u64,
+}
+
+/// Allocates `bytes` bytes, as any collection growing would, and goes through Rust's
+/// allocation failure when the allocator refuses: `handle_alloc_error` prints `memory
+/// allocation of N bytes failed` and aborts the process (no `try_reserve`: a handler rarely
+/// checks, and the abort is what the bootstrap must survive well enough to report).
+pub fn alloc_failure(event: AllocEvent, _: Context) -> Result<Value, Diagnostic> {
+    std::thread::sleep(Duration::from_millis(event.sleep_ms));
+    let layout = std::alloc::Layout::from_size_align(event.bytes.max(1), 1)
+        .map_err(|e| Diagnostic::new("InvalidSize", format!("{} bytes: {e}", event.bytes)))?;
+    // SAFETY: a non-zero-sized layout; the memory is freed below with the same layout.
+    let ptr = unsafe { std::alloc::alloc(layout) };
+    if ptr.is_null() {
+        std::alloc::handle_alloc_error(layout);
+    }
+    // SAFETY: allocated above with this layout and not used since.
+    unsafe { std::alloc::dealloc(ptr, layout) };
+    Ok(serde_json::json!({ "allocated": event.bytes }))
+}
+
+/// The event of [`abort`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct AbortEvent {
+    pub abort: bool,
+}
+
+/// Aborts the process when asked, as a C library's `abort()` or a Rust double panic does.
+pub fn abort(event: AbortEvent, _: Context) -> Result<Value, Diagnostic> {
+    if event.abort {
+        std::process::abort();
+    }
+    Ok(serde_json::json!({ "aborted": false }))
+}
 
 /// The event of [`metric`]; every field is optional.
 #[derive(Debug, Default, Deserialize)]

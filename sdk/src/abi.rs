@@ -18,6 +18,9 @@
 //!   the host is borrowed for the call; nothing the host hands back needs freeing (headers come
 //!   through a callback, borrowed for the callback's call). The host's functions are thread-safe
 //!   and never unwind.
+//! - Optional additions that need no version bump, because each side checks for the other's
+//!   part and goes without it: [`ATTACH_ALLOC_REPORTER_SYMBOL`] (the library's allocator tells
+//!   the bootstrap of an allocation failure before the process aborts).
 
 /// Version of this ABI. Bumped on any change of the types or rules in this module.
 ///
@@ -570,3 +573,34 @@ pub struct HostApi {
 /// unsafe { f(std::ptr::null()) };
 /// ```
 pub type AttachHostFn = unsafe extern "C" fn(host: *const HostApi);
+
+// ---------------------------------------------------------------------------------------------
+// Optional, within version 2: an older bootstrap never calls these exports, an older library
+// does not have them, and both then work as before.
+// ---------------------------------------------------------------------------------------------
+
+/// Optional export the bootstrap calls once, right after the version check, with the function
+/// the library's allocator calls when an allocation fails ([`AllocFailureFn`]); of type
+/// [`AttachAllocReporterFn`]. [`crate::export_abi!`] writes it, and its global allocator
+/// ([`crate::alloc::Reporting`]) makes the calls.
+///
+/// ```
+/// assert_eq!(sdk::abi::ATTACH_ALLOC_REPORTER_SYMBOL, "dd_lambda_attach_alloc_reporter");
+/// ```
+pub const ATTACH_ALLOC_REPORTER_SYMBOL: &str = "dd_lambda_attach_alloc_reporter";
+
+/// The host's allocation-failure function: `report(size, align)` of the allocation the
+/// library's allocator just refused, called on the allocating thread before the null is
+/// returned (after which Rust's `handle_alloc_error` usually aborts the process). It is called
+/// from inside an allocator, maybe with the process out of memory: it must not allocate, take
+/// a lock or unwind; it records and returns.
+pub type AllocFailureFn = unsafe extern "C" fn(size: usize, align: usize);
+
+/// `extern "C" fn(Option<AllocFailureFn>)`: see [`ATTACH_ALLOC_REPORTER_SYMBOL`]. `None` detaches.
+///
+/// ```
+/// unsafe extern "C" fn attach(_report: Option<sdk::abi::AllocFailureFn>) {}
+/// let f: sdk::abi::AttachAllocReporterFn = attach;
+/// unsafe { f(None) };
+/// ```
+pub type AttachAllocReporterFn = unsafe extern "C" fn(report: Option<AllocFailureFn>);

@@ -81,6 +81,18 @@
 //! (`Lambda panicked: ...`, as `lambda_runtime` words it), so the runtime keeps serving; keep
 //! `panic = "unwind"` (the default) in your profile.
 //!
+//! # Allocation failures
+//!
+//! On stable Rust a failed allocation aborts the process, and a handler library shares the
+//! `bootstrap`'s process. [`export_abi!`] installs [`alloc::Reporting`] as the library's global
+//! allocator (the system allocator, plus one null check per allocation): it tells the bootstrap
+//! the size of the allocation that failed, and the bootstrap answers the invocation as
+//! `Runtime.OutOfMemory` (`... signal: aborted (memory allocation of N bytes failed)`), counts
+//! `aws.lambda.enhanced.out_of_memory` and `errors`, sends the invocation's trace, and lets the
+//! process end so that Lambda starts a new one. Any other abort is answered as
+//! `Runtime.ExitError`. A library with its own `#[global_allocator]` writes
+//! `sdk::export_abi!(own_global_allocator)` (see [`alloc`]).
+//!
 //! # Features
 //!
 //! - `async` (default): async handlers and init, run on a tokio runtime the library owns.
@@ -116,6 +128,7 @@
 #![warn(missing_docs)]
 
 pub mod abi;
+pub mod alloc;
 mod context;
 mod diagnostic;
 #[cfg(feature = "async")]

@@ -1,15 +1,32 @@
 //! The export macros: they write the C functions of [`crate::abi`] around plain Rust functions.
 
-/// Exports the ABI's library-wide functions, `dd_lambda_abi_version`, `dd_lambda_free` and
+/// Exports the ABI's library-wide functions, `dd_lambda_abi_version`, `dd_lambda_free`,
 /// `dd_lambda_attach_host` (which gives [`lambda_metric`](crate::lambda_metric) and the tracing
-/// calls their way to the bootstrap).
+/// calls their way to the bootstrap) and `dd_lambda_attach_alloc_reporter`, and installs
+/// [`sdk::alloc::Reporting`](crate::alloc::Reporting) over the system allocator as the library's
+/// global allocator.
 ///
 /// Call it exactly once, at the root of the handler library's crate (`src/lib.rs`). It is a
-/// macro rather than part of the `sdk` crate itself so those two symbols exist only in handler
+/// macro rather than part of the `sdk` crate itself so those symbols exist only in handler
 /// libraries, never in the `bootstrap` binary that also depends on `sdk`. Forgetting it is a
 /// compile error in every [`handler!`](crate::handler) and [`init!`](crate::init) (they name
 /// `SDK_EXPORT_ABI_MUST_BE_CALLED_AT_THE_CRATE_ROOT`); calling it twice is a duplicate
 /// definition.
+///
+/// # The global allocator
+///
+/// With the reporting allocator, an allocation that fails inside the handler (Rust then aborts
+/// the process) is answered as `Runtime.OutOfMemory` naming the failed size, and counted in
+/// `aws.lambda.enhanced.out_of_memory`; without it the bootstrap still answers the invocation,
+/// as `Runtime.ExitError` (`signal: aborted`). It behaves as Rust's default allocator (it is
+/// the system allocator) plus one null check per allocation. It is left out of the crate's own
+/// `cargo test` builds (`cfg(test)`), where tests often count allocations with an allocator of
+/// their own.
+///
+/// A library with its own `#[global_allocator]` (two are a compile error: "cannot define
+/// multiple global allocators") writes `sdk::export_abi!(own_global_allocator)`, and wraps its
+/// allocator in [`Reporting`](crate::alloc::Reporting) to keep the reports (see
+/// [`crate::alloc`]).
 ///
 /// ```
 /// sdk::export_abi!();
@@ -30,9 +47,37 @@
 /// sdk::handler!(echo); // error: cannot find value `SDK_EXPORT_ABI_MUST_BE_CALLED_AT_THE_CRATE_ROOT`
 /// # fn main() {}
 /// ```
+///
+/// With an allocator of the library's own:
+///
+/// ```
+/// #[global_allocator]
+/// static ALLOCATOR: sdk::alloc::Reporting<std::alloc::System> = sdk::alloc::Reporting::new(std::alloc::System);
+///
+/// sdk::export_abi!(own_global_allocator);
+/// # fn main() {}
+/// ```
+///
+/// and forgetting to say so is the compiler's error:
+///
+/// ```compile_fail
+/// #[global_allocator]
+/// static ALLOCATOR: std::alloc::System = std::alloc::System;
+///
+/// sdk::export_abi!(); // error: cannot define multiple global allocators
+/// # fn main() {}
+/// ```
 #[macro_export]
 macro_rules! export_abi {
     () => {
+        $crate::export_abi!(own_global_allocator);
+
+        // Not in the crate's unit tests, which may count allocations with their own allocator.
+        #[cfg(not(test))]
+        #[global_allocator]
+        static SDK_REPORTING_ALLOCATOR: $crate::alloc::Reporting = $crate::alloc::Reporting::system();
+    };
+    (own_global_allocator) => {
         /// Proof for the `sdk` macros that `sdk::export_abi!()` was called at the crate root.
         #[doc(hidden)]
         #[allow(dead_code)]
@@ -56,10 +101,16 @@ macro_rules! export_abi {
                 unsafe { $crate::__private::attach_host(host) }
             }
 
+            #[unsafe(export_name = "dd_lambda_attach_alloc_reporter")]
+            unsafe extern "C" fn dd_lambda_attach_alloc_reporter(report: ::core::option::Option<$crate::abi::AllocFailureFn>) {
+                $crate::alloc::set_failure_reporter(report)
+            }
+
             // The symbols above must have the ABI's types.
             let _: $crate::abi::AbiVersionFn = dd_lambda_abi_version;
             let _: $crate::abi::FreeFn = dd_lambda_free;
             let _: $crate::abi::AttachHostFn = dd_lambda_attach_host;
+            let _: $crate::abi::AttachAllocReporterFn = dd_lambda_attach_alloc_reporter;
         };
     };
 }

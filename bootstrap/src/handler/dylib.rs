@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use libloading::Library;
-use sdk::abi::{self, AbiVersionFn, AttachHostFn, BorrowedBytes, FreeFn, HandlerFn, InitFn, OwnedBuffer, RawInvocation};
+use sdk::abi::{
+    self, AbiVersionFn, AttachAllocReporterFn, AttachHostFn, BorrowedBytes, FreeFn, HandlerFn, InitFn, OwnedBuffer, RawInvocation,
+};
 
 use super::host_api::HostBridge;
 use super::{BoxFuture, Handler, HandlerOutcome, HostServices, InitError, Invocation};
@@ -75,6 +77,14 @@ impl DylibHandler {
         let attach = unsafe { library.get::<AttachHostFn>(abi::ATTACH_HOST_SYMBOL.as_bytes()) }
             .ok()
             .map(|f| *f);
+
+        // The library's allocator tells us of an allocation failure before Rust aborts the
+        // process, so the abort is answered as an out-of-memory (an optional export: libraries
+        // built with an older sdk simply abort as `Runtime.ExitError`).
+        // SAFETY: the export has the ABI's type; the function we pass lives as long as the process.
+        if let Ok(attach) = unsafe { library.get::<AttachAllocReporterFn>(abi::ATTACH_ALLOC_REPORTER_SYMBOL.as_bytes()) } {
+            unsafe { attach(Some(crate::abort_report::record_alloc_failure)) };
+        }
 
         // Before init, so the init can send metrics too.
         let host = match (host, attach) {

@@ -1,0 +1,100 @@
+//! Answering the invocation when the process aborts.
+//!
+//! A handler library runs inside the bootstrap's process. When it aborts (`SIGABRT`: Rust's
+//! allocation failure, `std::process::abort()`, a double panic, a C library's `abort()`), the
+//! bootstrap dies with it, and the invocation would get no answer from us, no `errors` metric,
+//! nothing. Here, a `SIGABRT` handler (`signal`) answers every invocation in flight with
+//! `/error` before the process ends, as Lambda words a runtime that exited:
+//!
+//! - after a failed allocation on the aborting thread (told by the reporting allocators,
+//!   [`record_alloc_failure`]): `Runtime.OutOfMemory`, `... signal: aborted (memory allocation
+//!   of N bytes failed)`, and `aws.lambda.enhanced.out_of_memory` counted;
+//! - otherwise: `Runtime.ExitError`, `RequestId: <id> Error: Runtime exited with error: signal:
+//!   aborted`;
+//!
+//! Then, with a bounded wait, a task on the telemetry thread reports the invocation to the
+//! metrics and trace processors as an answered error (`last_words`): every enhanced metric
+//! (`errors`, `out_of_memory` by the routing table), the custom metrics waiting for their flush,
+//! the trace with the error. Should that task not get to the metrics (its thread stuck, or the
+//! one aborting), the signal handler prints the `invocations`, `errors` and `out_of_memory`
+//! lines itself where the processor would have (stdout; the Extension counts them itself from
+//! the error type). Then the default action ends the process and Lambda starts a new sandbox.
+//! One line on stderr says what was answered and what was lost.
+//!
+//! With several invocations in flight, the failed allocation is the cause of the one whose
+//! handler runs on the aborting thread; the others are answered `Runtime.ExitError`.
+//!
+//! Per invocation the cost is a slot armed and disarmed (`slots`): two compare-and-swaps, a
+//! copy of the request id, an `Arc` clone and a clock read (the wrapper future aside);
+//! everything else is prepared at start (`prepared`) or once per tag set (`watch`).
+mod alloc_failure;
+mod cause;
+mod last_words;
+mod prepared;
+mod report;
+mod signal;
+mod slots;
+mod stack_buf;
+mod watch;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use alloc_failure::record_alloc_failure;
+pub use last_words::LastWordsError;
+pub use prepared::{LineSet, PrepareError};
+pub use signal::InstallError as SignalError;
+
+use crate::handler::Handler;
+use crate::lifecycle::LifecycleObserver;
+use crate::runtime_api::Endpoint;
+use crate::telemetry::metrics::tags::{resolve_runtime, StaticTags};
+use crate::telemetry::metrics::MetricsConfig;
+
+/// The handler of aborts could not be set up; the function serves without it.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error(transparent)]
+    Prepare(#[from] PrepareError),
+    #[error(transparent)]
+    Signal(#[from] SignalError),
+}
+
+/// The `SIGABRT` handler is installed; [`AbortReporting::watch`] the handler so its
+/// invocations are answered.
+pub struct AbortReporting {
+    statics: Option<StaticTags>,
+}
+
+/// Installs the `SIGABRT` handler for the Runtime API at `endpoint`, printing the metric lines
+/// `metrics` asks for. Call once at start, before the handler is loaded.
+pub fn install(endpoint: &Endpoint, metrics: &MetricsConfig) -> Result<AbortReporting, InstallError> {
+    let lines = LineSet::for_config(metrics);
+    signal::install(prepared::Prepared::new(endpoint, lines)?)?;
+    // Only when lines are printed are their tags needed (the runtime tag reads a file).
+    let statics = lines.any().then(|| StaticTags {
+        memory_mb: metrics.memory_mb,
+        function_version: metrics.function_version.clone(),
+        runtime: resolve_runtime(metrics.execution_env.as_deref(), Path::new("/etc/os-release")),
+    });
+    Ok(AbortReporting { statics })
+}
+
+impl AbortReporting {
+    /// `handler`, with each invocation watched while it runs.
+    pub fn watch(&self, handler: Arc<dyn Handler>) -> Arc<dyn Handler> {
+        Arc::new(watch::Watched::new(handler, self.statics.clone()))
+    }
+
+    /// Lets an aborted invocation be reported to `metrics` and `others` (the traces) like any
+    /// failed one, by a task on `runtime` (one whose thread no handler blocks: the telemetry
+    /// thread's). Without it, only the answer and the signal-safe lines are sent.
+    pub fn report_through(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        metrics: Arc<dyn LifecycleObserver>,
+        others: Vec<Arc<dyn LifecycleObserver>>,
+    ) -> Result<(), LastWordsError> {
+        last_words::spawn(runtime, metrics, others)
+    }
+}

@@ -1,0 +1,244 @@
+//! End to end: a handler library that aborts the process (Rust's allocation failure, a plain
+//! `abort()`), served by the real `bootstrap` under the real `lambda-emulator`. The invocation
+//! gets exactly one answer from the dying bootstrap (`Runtime.OutOfMemory` naming the failed
+//! size, or `Runtime.ExitError` "signal: aborted"), its metrics (and trace) are printed as for
+//! any failed invocation, the bootstrap is gone, and the next invocation is served by a fresh
+//! process.
+// Tests may unwrap: clippy.toml allows it in #[test] functions, this extends it to their helpers.
+#![allow(clippy::unwrap_used)]
+#[path = "emulator_support/mod.rs"]
+mod emulator_support;
+
+#[path = "common/function.rs"]
+mod function;
+
+#[path = "traces_support/mod.rs"]
+mod traces_support;
+
+use emulator_support::{wait_for_stat, Reply};
+use function::{has_tag, name, tags, Function};
+use serde_json::Value;
+
+/// Far beyond any address space: every allocator refuses it, whatever the overcommit policy.
+const HUGE: u64 = 1 << 62;
+
+const OOM: &str = "aws.lambda.enhanced.out_of_memory";
+const ERRORS: &str = "aws.lambda.enhanced.errors";
+const INVOCATIONS: &str = "aws.lambda.enhanced.invocations";
+
+fn forwarder() -> [(&'static str, &'static str); 1] {
+    [("DD_FLUSH_TO_LOG", "true")]
+}
+
+fn count(function: &Function, metric: &str) -> usize {
+    function.metric_lines().iter().filter(|l| name(l) == metric).count()
+}
+
+/// The error body the invoke got, after checking it was delivered as a function error.
+fn error_of(reply: &Reply) -> Value {
+    assert_eq!(reply.header("X-Amz-Function-Error"), Some("Unhandled"), "{}", reply.text());
+    reply.json()
+}
+
+fn request_id(reply: &Reply) -> String {
+    reply.header("x-amzn-requestid").unwrap().to_owned()
+}
+
+async fn stat(function: &Function, field: &str) -> u64 {
+    function.emulator.stats().await[field].as_u64().unwrap()
+}
+
+async fn runtime_pid(function: &Function) -> u64 {
+    function.emulator.stats().await["runtime_pid"].as_u64().unwrap()
+}
+
+/// After an abort: the runtime exited, was not asked to, and the answer was the only one.
+async fn assert_one_answer_then_the_process_ended(function: &Function) {
+    wait_for_stat(&function.emulator, "runtime_exits", 1).await;
+    let stats = function.emulator.stats().await;
+    assert_eq!(stats["answers_delivered"], 1, "{stats}");
+    assert_eq!(stats["answers_refused"], 0, "a second answer was attempted: {stats}");
+    assert_eq!(stats["function_errors"], 1, "{stats}");
+    assert_eq!(stats["runtime_starts"], 1, "{stats}");
+}
+
+/// The next invocation is served, by a new process on a cold start.
+async fn assert_a_fresh_process_serves(function: &Function, event: &str, answer: Value, old_pid: u64) {
+    let reply = function.invoke(event).await;
+    assert!(reply.header("X-Amz-Function-Error").is_none(), "{}", reply.text());
+    assert_eq!(reply.json(), answer);
+    let stats = function.emulator.stats().await;
+    assert_eq!(stats["runtime_starts"], 2, "{stats}");
+    assert_ne!(stats["runtime_pid"].as_u64(), Some(old_pid), "{stats}");
+    assert_eq!(stats["answers_delivered"], 2, "{stats}");
+    let start = std::time::Instant::now();
+    while count(function, INVOCATIONS) < 2 {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "the fresh process printed no invocations line:\n{}",
+            function.emulator.stdout.text()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allocation_failure_is_answered_as_out_of_memory_and_counted() {
+    let function = Function::start("alloc_failure", &forwarder(), &[]);
+    let old_pid = runtime_pid(&function).await;
+    let reply = function.invoke(&format!(r#"{{"bytes": {HUGE}}}"#)).await;
+    let id = request_id(&reply);
+    let error = error_of(&reply);
+    assert_eq!(error["errorType"], "Runtime.OutOfMemory", "{error}");
+    assert_eq!(
+        error["errorMessage"],
+        format!("RequestId: {id} Error: Runtime exited with error: signal: aborted (memory allocation of {HUGE} bytes failed)"),
+    );
+    assert_one_answer_then_the_process_ended(&function).await;
+
+    // The enhanced lines of the aborted invocation, as the metrics processor prints them.
+    let oom = function.wait_for_metric("out_of_memory", |l| name(l) == OOM);
+    let lines = function.metric_lines();
+    let of = |metric: &str| lines.iter().find(|l| name(l) == metric).cloned().unwrap();
+    assert_eq!(
+        (count(&function, INVOCATIONS), count(&function, ERRORS), count(&function, OOM)),
+        (1, 1, 1)
+    );
+    for line in [&oom, &of(ERRORS), &of(INVOCATIONS)] {
+        assert_eq!(line["v"], 1, "{line}");
+        assert!(line["e"].is_u64(), "{line}");
+        for tag in ["functionname:my-fn", "memorysize:512", "cold_start:true"] {
+            assert!(has_tag(line, tag), "{tag} missing: {line}");
+        }
+        assert!(tags(line).last().unwrap().starts_with("dd_lambda_layer:"), "{line}");
+    }
+    // Reported by the metrics processor as any failed invocation: the rest of its metrics too.
+    for metric in ["aws.lambda.enhanced.runtime_duration", "aws.lambda.enhanced.response_latency"] {
+        assert_eq!(count(&function, metric), 1, "{metric}");
+    }
+    let stderr = function.stderr();
+    assert!(stderr.contains(&format!("memory allocation of {HUGE} bytes failed")), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "during invocation {id} after an allocation of {HUGE} bytes failed; answered it as Runtime.OutOfMemory (Runtime API status 202); its metrics and trace were sent as for any failed invocation"
+        )),
+        "{stderr}"
+    );
+
+    assert_a_fresh_process_serves(&function, r#"{"bytes": 64}"#, serde_json::json!({"allocated": 64}), old_pid).await;
+    // The fresh process's invocation carries the same tag set as the aborted one: both cold.
+    let lines = function.metric_lines();
+    let invocations: Vec<_> = lines.iter().filter(|l| name(l) == INVOCATIONS).collect();
+    assert_eq!(tags(invocations[0]), tags(invocations[1]));
+    assert_eq!(
+        (count(&function, ERRORS), count(&function, OOM)),
+        (1, 1),
+        "the served invocation is no error"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abort_is_answered_as_an_exit_error_and_counted_as_an_error_only() {
+    let function = Function::start("abort", &forwarder(), &[]);
+    let old_pid = runtime_pid(&function).await;
+    let reply = function.invoke(r#"{"abort": true}"#).await;
+    let id = request_id(&reply);
+    let error = error_of(&reply);
+    assert_eq!(error["errorType"], "Runtime.ExitError", "{error}");
+    assert_eq!(
+        error["errorMessage"],
+        format!("RequestId: {id} Error: Runtime exited with error: signal: aborted")
+    );
+    assert_one_answer_then_the_process_ended(&function).await;
+    function.wait_for_metric("errors", |l| name(l) == ERRORS);
+    assert_eq!(
+        (count(&function, INVOCATIONS), count(&function, ERRORS), count(&function, OOM)),
+        (1, 1, 0)
+    );
+    let stderr = function.stderr();
+    assert!(
+        stderr.contains(&format!(
+            "during invocation {id}; answered it as Runtime.ExitError (Runtime API status 202)"
+        )),
+        "{stderr}"
+    );
+    assert_a_fresh_process_serves(&function, r#"{"abort": false}"#, serde_json::json!({"aborted": false}), old_pid).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_two_in_flight_only_the_one_whose_allocation_failed_is_out_of_memory() {
+    let function = Function::start(
+        "alloc_failure",
+        &[("DD_FLUSH_TO_LOG", "true"), ("AWS_LAMBDA_MAX_CONCURRENCY", "2")],
+        &[],
+    );
+    let slow = function.emulator.spawn_invoke(r#"{"bytes": 64, "sleep_ms": 5000}"#);
+    function.wait_for_handoffs(1);
+    // The handoff is the `/next` answer; give the bootstrap a moment to call the handler.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let failing = function.invoke(&format!(r#"{{"bytes": {HUGE}}}"#)).await;
+    let slow = slow.await.unwrap();
+    assert_eq!(error_of(&failing)["errorType"], "Runtime.OutOfMemory");
+    let bystander = error_of(&slow);
+    assert_eq!(
+        bystander,
+        serde_json::json!({
+            "errorType": "Runtime.ExitError",
+            "errorMessage": format!("RequestId: {} Error: Runtime exited with error: signal: aborted", request_id(&slow)),
+            "stackTrace": [],
+        })
+    );
+    wait_for_stat(&function.emulator, "runtime_exits", 1).await;
+    let stats = function.emulator.stats().await;
+    // Both answered by the bootstrap (the emulator answers an invocation left in flight itself,
+    // which would not count as a delivered answer).
+    assert_eq!(stats["answers_delivered"], 2, "{stats}");
+    assert_eq!(stats["answers_refused"], 0, "{stats}");
+    function.wait_for_metric("out_of_memory", |l| name(l) == OOM);
+    let start = std::time::Instant::now();
+    while count(&function, ERRORS) < 2 && start.elapsed() < std::time::Duration::from_secs(10) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        (count(&function, INVOCATIONS), count(&function, ERRORS), count(&function, OOM)),
+        (2, 2, 1),
+        "{}",
+        function.emulator.stdout.text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_enhanced_metrics_the_abort_is_still_answered_and_nothing_is_printed() {
+    let function = Function::start(
+        "alloc_failure",
+        &[("DD_FLUSH_TO_LOG", "true"), ("DD_ENHANCED_METRICS", "false")],
+        &[],
+    );
+    let reply = function.invoke(&format!(r#"{{"bytes": {HUGE}}}"#)).await;
+    assert_eq!(error_of(&reply)["errorType"], "Runtime.OutOfMemory");
+    assert_one_answer_then_the_process_ended(&function).await;
+    assert_eq!(stat(&function, "runtime_exits").await, 1);
+    let stderr = function.stderr();
+    assert!(stderr.contains("answered it as Runtime.OutOfMemory"), "{stderr}");
+    assert!(function.metric_lines().is_empty(), "{}", function.emulator.stdout.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aborted_invocations_trace_carries_the_error() {
+    let function = Function::start("alloc_failure", &[("DD_FLUSH_TO_LOG", "true"), ("DD_TRACE_ENABLED", "true")], &[]);
+    let reply = function.invoke(&format!(r#"{{"bytes": {HUGE}}}"#)).await;
+    let id = request_id(&reply);
+    assert_eq!(error_of(&reply)["errorType"], "Runtime.OutOfMemory");
+    let spans = traces_support::trace_of(&function.emulator, &id);
+    traces_support::assert_well_formed(&spans);
+    let lambda = traces_support::span(&spans, "aws.lambda");
+    assert_eq!(lambda.error, 1, "{lambda:#?}");
+    assert_eq!(lambda.meta("error.type"), Some("Runtime.OutOfMemory"), "{lambda:#?}");
+    assert!(
+        lambda
+            .meta("error.message")
+            .is_some_and(|m| m.ends_with(&format!("(memory allocation of {HUGE} bytes failed)"))),
+        "{lambda:#?}"
+    );
+    assert_eq!(lambda.meta("cold_start"), Some("true"), "{lambda:#?}");
+}
