@@ -134,7 +134,7 @@ pub fn set_failure_reporter(reporter: Option<AllocFailureFn>) {
 }
 
 /// Out of line and cold: every allocation site gets only the null check, not this call's code
-/// (inlined at each of them it made the bootstrap 0.46 MB larger).
+/// (inlined at each of them, it made the bootstrap 50 KB larger).
 #[cold]
 #[inline(never)]
 fn report(size: usize, align: usize) {
