@@ -20,16 +20,20 @@ mod function;
 #[path = "common/intake.rs"]
 mod intake;
 
+#[path = "common/test_agent.rs"]
+mod test_agent;
+
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::{TcpListener, UdpSocket};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use emulator_support::{get, EmulatorProcess};
+use emulator_support::EmulatorProcess;
 use function::{example_dylib, metric_lines};
 use serde_json::Value;
+use test_agent::{free_port, TestAgent};
 
 /// Enhanced metrics the bootstrap still sends with the Extension (enhanced.rs's table): the
 /// Extension never emits these, or cannot see the evidence.
@@ -46,10 +50,6 @@ fn unshare_works() -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
-}
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A directory to bind-mount on `/opt`, holding the Extension's file.
@@ -175,63 +175,6 @@ impl LifecycleApi {
     }
 }
 
-/// Datadog's APM test agent standing in for the Extension's trace agent.
-struct TestAgent {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for TestAgent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl TestAgent {
-    fn start(port: u16) -> Self {
-        let binary = std::env::var_os("DDAPM_TEST_AGENT").map_or_else(
-            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/ddapm-test-agent"),
-            PathBuf::from,
-        );
-        assert!(binary.exists(), "{} not found: run scripts/setup-peers.sh", binary.display());
-        let child = Command::new(&binary)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--otlp-http-port", &free_tcp_port().to_string()])
-            .args(["--otlp-grpc-port", &free_tcp_port().to_string()])
-            .args(["--web-ui-port", &free_tcp_port().to_string()])
-            .env(
-                "ENABLED_CHECKS",
-                "trace_count_header,meta_tracer_version_header,trace_content_length",
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let agent = TestAgent { child, port };
-        let deadline = Instant::now() + Duration::from_mins(1);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "ddapm-test-agent never listened on {port}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        agent
-    }
-
-    async fn trace_of(&self, request_id: &str) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let reply = get(&format!("http://127.0.0.1:{}/test/traces", self.port), &[]).await;
-            let traces: Vec<Vec<Value>> = serde_json::from_slice(&reply.body).unwrap_or_default();
-            if let Some(trace) = traces.into_iter().find(|t| t.iter().any(|s| s["meta"]["request_id"] == request_id)) {
-                return trace;
-            }
-            assert!(Instant::now() < deadline, "the agent never received the trace of {request_id}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
 struct Ports {
     dogstatsd: u16,
     agent: u16,
@@ -242,8 +185,8 @@ impl Ports {
     fn free() -> Self {
         Self {
             dogstatsd: function::free_udp_port(),
-            agent: free_tcp_port(),
-            lifecycle: free_tcp_port(),
+            agent: free_port(),
+            lifecycle: free_port(),
         }
     }
 
@@ -276,7 +219,7 @@ async fn a_dylibs_metrics_and_traces_go_to_the_extension_and_nothing_to_the_forw
     let emulator = start(opt.path(), &env);
     let dogstatsd = DogStatsD::bind(ports.dogstatsd);
     let lifecycle = LifecycleApi::bind(ports.lifecycle);
-    let agent = TestAgent::start(ports.agent);
+    let agent = TestAgent::start_on(ports.agent);
 
     let reply = emulator
         .invoke(r#"{"name":"ext.metric","value":2.5,"tags":["team:a","odd tag,x"]}"#)
