@@ -234,6 +234,16 @@ fn catching_panics<T>(f: impl FnOnce() -> Result<T, Diagnostic>) -> Result<T, Di
 /// Deserialises an event. An empty event is an error, as with `lambda_runtime`: zero bytes are
 /// not JSON (handlers that accept anything take raw bytes).
 fn decode<E: DeserializeOwned>(event: &[u8]) -> Result<E, Diagnostic> {
+    // Tracking the path of every key costs more than the parse itself (an allocation per key),
+    // and only a failure needs it: a good event is parsed once, plainly; a bad one again, for
+    // the error message that names where it went wrong.
+    serde_json::from_slice(event).or_else(|_| decode_for_diagnostic(event))
+}
+
+/// [`decode`]'s second pass over an event that failed: the same parse, with the path of the
+/// failing field and the payload type named in the error.
+#[cold]
+fn decode_for_diagnostic<E: DeserializeOwned>(event: &[u8]) -> Result<E, Diagnostic> {
     let what = format!(
         "failed to deserialize the incoming data into the function's payload type `{}`",
         std::any::type_name::<E>()

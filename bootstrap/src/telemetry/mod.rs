@@ -6,6 +6,7 @@
 mod exec;
 mod host;
 pub mod metrics;
+mod response_keys;
 pub mod traces;
 
 use std::sync::Arc;

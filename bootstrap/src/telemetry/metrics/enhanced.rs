@@ -39,6 +39,7 @@
 //! the Extension counts any OOM log line of an invocation.
 use crate::handler::HandlerOutcome;
 use crate::lifecycle::{InitReport, InvocationReport};
+use crate::telemetry::response_keys::may_hold_key;
 
 use super::config::Transport;
 use super::point::MetricValue;
@@ -329,14 +330,14 @@ pub fn outcome_facts(report: &InvocationReport) -> OutcomeFacts {
         handler_error: report.outcome.is_error() || report.answer_error.is_some(),
         ..OutcomeFacts::default()
     };
-    let http = is_http_trigger(&report.invocation.event);
     match &report.outcome {
         HandlerOutcome::Response(body) => {
             facts.produced_bytes = Some(body.len());
             let response = ResponseProbe::read(body);
             facts.batch_item_failures = response.batch_item_failures;
-            // The seed answers an HTTP trigger whose handler returned nothing with a 502.
-            facts.http_server_error = http && (response.nothing || response.status_is_5xx);
+            // The seed answers an HTTP trigger whose handler returned nothing with a 502. The
+            // event is read only when the response would be a server error for one.
+            facts.http_server_error = (response.nothing || response.status_is_5xx) && is_http_trigger(&report.invocation.event);
         }
         HandlerOutcome::Error(body) | HandlerOutcome::Answered { error: Some(body), .. } => {
             facts.oom = if body.error_type == OOM_ERROR_TYPE {
@@ -406,6 +407,10 @@ impl ResponseProbe {
             };
         }
         if !trimmed.starts_with(b"{") {
+            return Self::default();
+        }
+        // Without either key, parsed or not, the probe has nothing to find.
+        if !may_hold_key(trimmed, "statusCode") && !may_hold_key(trimmed, "batchItemFailures") {
             return Self::default();
         }
         let Ok(response) = serde_json::from_slice::<Response>(trimmed) else {

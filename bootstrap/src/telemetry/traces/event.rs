@@ -6,9 +6,12 @@
 //! JSON values was the largest single cost of tracing an API Gateway invocation, so at the top
 //! level of an object they are only skimmed: the key stays (its presence is what some checks
 //! read) with a `null` value. `multiValueHeaders` is built after all when `headers` is missing
-//! or empty, the one case the header code reads it. With `DD_CAPTURE_LAMBDA_PAYLOAD` the whole
-//! event is built: the captured payload shows every field.
-use serde::de::{Deserializer, MapAccess, Visitor};
+//! or empty, the one case the header code reads it. Of `headers`, only the ones some trace code
+//! reads are built (see [`READ_HEADERS`]). With `DD_CAPTURE_LAMBDA_PAYLOAD` the whole event is
+//! built: the captured payload shows every field.
+use std::borrow::Cow;
+
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -23,6 +26,18 @@ const SKIMMED: &[&str] = &[
     "cookies",
 ];
 const MULTI_VALUE_HEADERS: &str = "multiValueHeaders";
+const HEADERS: &str = "headers";
+
+/// The request headers trace code reads besides the propagation headers (compared without
+/// case): the ALB URL and user agent, the referer tag, API Gateway's asynchronous invocation.
+/// A request carries dozens more (cookies, `sec-*`, `cloudfront-*`, `x-amzn-*`), and building
+/// each into the event's JSON cost more than all the header code that reads it.
+const READ_HEADERS: &[&str] = &["host", "x-forwarded-proto", "user-agent", "referer", "x-amz-invocation-type"];
+
+fn is_read_header(name: &str) -> bool {
+    crate::telemetry::traces::extract::propagation::is_propagation_header(name)
+        || READ_HEADERS.iter().any(|read| name.eq_ignore_ascii_case(read))
+}
 
 /// The event's JSON, `null` when it is not JSON (as Datadog's library treats it).
 pub fn parse_event(bytes: &[u8], whole: bool) -> Value {
@@ -65,6 +80,9 @@ impl<'de> Visitor<'de> for SkimmingVisitor {
             if key == MULTI_VALUE_HEADERS {
                 multi_value_headers = Some(access.next_value::<&RawValue>()?);
                 map.insert(key, Value::Null);
+            } else if key == HEADERS {
+                let headers = access.next_value_seed(ReadHeaders)?;
+                map.insert(key, headers);
             } else if SKIMMED.contains(&key.as_str()) {
                 access.next_value::<serde::de::IgnoredAny>()?;
                 map.insert(key, Value::Null);
@@ -77,6 +95,98 @@ impl<'de> Visitor<'de> for SkimmingVisitor {
     }
 }
 
+/// `headers` with only the read ones built. The first header is kept whatever its name, so a
+/// non-empty `headers` stays non-empty: the header code falls back to `multiValueHeaders` only
+/// for an empty one. Anything but an object is left `null`: the code reading headers takes
+/// objects only, and a `headers` key of any value is still there.
+struct ReadHeaders;
+
+impl<'de> DeserializeSeed<'de> for ReadHeaders {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ReadHeaders {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut headers = Map::new();
+        let mut first = true;
+        while let Some(name) = access.next_key_seed(HeaderName)? {
+            if first || is_read_header(&name) {
+                headers.insert(name.into_owned(), access.next_value::<Value>()?);
+            } else {
+                access.next_value::<IgnoredAny>()?;
+            }
+            first = false;
+        }
+        Ok(Value::Object(headers))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        while access.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+}
+
+/// A header name, borrowed from the event unless it has escapes.
+struct HeaderName;
+
+impl<'de> DeserializeSeed<'de> for HeaderName {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for HeaderName {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a header name")
+    }
+
+    fn visit_borrowed_str<E>(self, name: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(name))
+    }
+
+    fn visit_str<E>(self, name: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(name.to_owned()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,12 +194,14 @@ mod tests {
 
     #[test]
     fn request_parts_are_skimmed_and_the_rest_built() {
-        let event = br#"{"headers": {"h": "1"}, "multiValueHeaders": {"h": ["1"]}, "body": "{\"x\": 1}",
+        let event = br#"{"headers": {"h": "1", "Cookie": "c", "X-Datadog-Trace-Id": "1", "Host": "h", "referer": "r",
+            "sec-fetch-mode": "cors", "b3": "x"}, "multiValueHeaders": {"h": ["1"]}, "body": "{\"x\": 1}",
             "queryStringParameters": {"q": "v"}, "requestContext": {"stage": "prod"}, "Records": [1]}"#;
         let parsed = parse_event(event, false);
         assert_eq!(
             parsed,
-            json!({"headers": {"h": "1"}, "multiValueHeaders": null, "body": null, "queryStringParameters": null,
+            json!({"headers": {"h": "1", "X-Datadog-Trace-Id": "1", "Host": "h", "referer": "r", "b3": "x"},
+                "multiValueHeaders": null, "body": null, "queryStringParameters": null,
                 "requestContext": {"stage": "prod"}, "Records": [1]})
         );
         assert_eq!(parse_event(event, true), serde_json::from_slice::<Value>(event).unwrap());
@@ -104,6 +216,24 @@ mod tests {
         ] {
             assert_eq!(parse_event(event, false)["multiValueHeaders"], json!({"h": ["1", "2"]}));
         }
+    }
+
+    #[test]
+    fn headers_keep_the_first_entry_and_any_value_that_is_not_an_object_is_null() {
+        assert_eq!(
+            parse_event(br#"{"headers": {"Cookie": "c", "Accept": "a"}}"#, false),
+            json!({"headers": {"Cookie": "c"}})
+        );
+        assert_eq!(parse_event(br#"{"headers": {}}"#, false), json!({"headers": {}}));
+        for headers in ["null", "[1, {\"a\": 2}]", "\"text\"", "3", "-1", "2.5", "true"] {
+            let event = format!(r#"{{"headers": {headers}, "a": 1}}"#);
+            assert_eq!(parse_event(event.as_bytes(), false), json!({"headers": null, "a": 1}), "{headers}");
+        }
+        // An escaped name is read like any other.
+        assert_eq!(
+            parse_event(br#"{"headers": {"a": "1", "x-datadog-\u0074race-id": "7"}}"#, false),
+            json!({"headers": {"a": "1", "x-datadog-trace-id": "7"}})
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ use serde_json::Value;
 
 use super::arn::FunctionArn;
 use super::json;
+use crate::telemetry::response_keys::may_hold_key;
 
 /// String tags, sorted (the order of a JSON object does not matter to Datadog).
 pub type Tags = BTreeMap<String, String>;
@@ -235,8 +236,15 @@ fn status_code_of_object(body: &[u8]) -> Option<String> {
         #[serde(rename = "statusCode", default)]
         status_code: Option<Value>,
     }
-    if !body.trim_ascii_start().starts_with(b"{") {
+    let trimmed = body.trim_ascii();
+    if !trimmed.starts_with(b"{") {
         return None;
+    }
+    // An object that cannot hold the key is not parsed: its status is `None`. (A body shaped
+    // like an object that is not valid JSON reads the same way; API Gateway answers such a
+    // response with a 502 of its own, whatever the tag says.)
+    if trimmed.ends_with(b"}") && !may_hold_key(trimmed, "statusCode") {
+        return Some(json::py_str(None));
     }
     let probe: StatusOnly = serde_json::from_slice(body).ok()?;
     Some(json::py_str(probe.status_code.as_ref()))
@@ -285,6 +293,8 @@ mod tests {
             (br#"{"statusCode": null}"#, "None"),
             (br#"{"statusCode": 1, "statusCode": 2}"#, "2"),
             (br#"{"statusCode": 204"#, "200"),
+            (br#" {"body": "{\"statusCode\": 500}"} "#, "None"),
+            (br#"{"\u0073tatusCode": 404}"#, "404"),
         ] {
             assert_eq!(
                 http_status_code(&api, HandlerResult::Response(body)).as_deref(),

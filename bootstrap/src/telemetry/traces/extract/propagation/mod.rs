@@ -51,7 +51,7 @@ impl Carrier {
 }
 
 /// Whether any propagation style reads a header of this name (case-insensitive).
-fn is_propagation_header(name: &str) -> bool {
+pub fn is_propagation_header(name: &str) -> bool {
     let starts = |prefix: &str| name.len() >= prefix.len() && name.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes());
     starts("x-datadog-")
         || starts("x-b3-")
