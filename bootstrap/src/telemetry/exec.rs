@@ -140,8 +140,14 @@ mod tests {
     fn only_an_exec_child_with_the_extension_and_the_setting_leaves_the_function_span_to_it() {
         let on = Environment::from_pairs([("DD_UNIVERSAL_INSTRUMENTATION", "true")]);
         assert!(function_span_left_to_extension(&on, true, true));
-        assert!(!function_span_left_to_extension(&on, false, true), "without the Extension, 8124 is ours");
-        assert!(!function_span_left_to_extension(&on, true, false), "a handler library has no child tracer");
+        assert!(
+            !function_span_left_to_extension(&on, false, true),
+            "without the Extension, 8124 is ours"
+        );
+        assert!(
+            !function_span_left_to_extension(&on, true, false),
+            "a handler library has no child tracer"
+        );
         let off = Environment::from_pairs([("DD_UNIVERSAL_INSTRUMENTATION", "false")]);
         assert!(!function_span_left_to_extension(&off, true, true));
         assert!(!function_span_left_to_extension(&Environment::default(), true, true));

@@ -45,8 +45,8 @@ impl Telemetry {
         let extension_agent = extension_present.then_some(extension_ports.trace_agent);
         let metrics = MetricsProcessor::new(metrics_config, &config.env, outputs);
         let trace_config = TraceConfig::from_env(&config.env);
-        let left_to_extension = trace_config.enabled
-            && exec::function_span_left_to_extension(&config.env, extension_present, crate::handler::is_exec(config));
+        let left_to_extension =
+            trace_config.enabled && exec::function_span_left_to_extension(&config.env, extension_present, crate::handler::is_exec(config));
         if left_to_extension {
             tracing::info!(
                 "DD_UNIVERSAL_INSTRUMENTATION is on with the Datadog Extension: the child's tracer and the Extension make \
