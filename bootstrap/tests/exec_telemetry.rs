@@ -178,6 +178,27 @@ async fn a_ddtrace_child_puts_its_spans_under_aws_lambda() {
     assert!(line.contains(&format!("dd.trace_id={}", log_trace_id(&lambda))), "{line}");
 }
 
+/// A universal-instrumentation tracer's placeholder span (resource `dd-tracer-serverless-span`,
+/// named `aws.lambda` by dd-trace-rb) is dropped, as the Datadog Extension drops it, and its
+/// children are re-parented under the bootstrap's span: one `aws.lambda` span per trace.
+#[tokio::test]
+async fn a_tracers_placeholder_span_gives_way_to_ours() {
+    let function = start("placeholder_handler", &[]);
+    let reply = function.emulator.invoke(r#"{"n": 1}"#).await;
+    assert_eq!(reply.json(), json!({"placeholder": true}), "{}", function.emulator.stderr.text());
+    let ours = trace_of(&function.emulator, &request_id(&reply));
+    let lambda = span(&ours, "aws.lambda").clone();
+    if let Err(text) = function.emulator.stdout.wait_for("child.handler", Duration::from_secs(20)) {
+        panic!("no child span; stdout:\n{text}\nstderr:\n{}", function.emulator.stderr.text());
+    }
+    let all: Vec<WireSpan> = trace_lines(&function.emulator).iter().flat_map(|l| parse_trace_line(l)).collect();
+    let functions: Vec<&WireSpan> = all.iter().filter(|s| s.name == "aws.lambda").collect();
+    assert_eq!(functions.len(), 1, "{all:#?}");
+    assert!(all.iter().all(|s| s.resource != "dd-tracer-serverless-span"), "{all:#?}");
+    let child = span(&all, "child.handler");
+    assert_eq!((child.trace_id, child.parent_id), (lambda.trace_id, lambda.span_id), "{all:#?}");
+}
+
 #[tokio::test]
 async fn universal_instrumentation_and_trace_agent_endpoints() {
     use bootstrap::telemetry::traces::{Span, TraceId};

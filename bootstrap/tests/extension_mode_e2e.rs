@@ -250,7 +250,7 @@ async fn a_dylibs_metrics_and_traces_go_to_the_extension_and_nothing_to_the_forw
     );
 
     let trace = agent.trace_of(&request_id).await;
-    assert!(trace.iter().any(|s| s["name"] == "aws.lambda"), "{trace:#?}");
+    assert_eq!(function_spans(&trace).len(), 1, "{trace:#?}");
 
     let second = emulator.invoke(r#"{"name":"ext.metric","value":1}"#).await;
     assert_eq!(second.json(), serde_json::json!({"sent": true}));
@@ -258,10 +258,122 @@ async fn a_dylibs_metrics_and_traces_go_to_the_extension_and_nothing_to_the_forw
     let more = dogstatsd.receive_until(Vec::new(), |d| d.iter().any(|l| l.starts_with("ext.metric:")));
     assert_only_ours(&[more.clone(), dogstatsd.drain()].concat());
 
+    // Only DD_LOCAL_TEST's flush: never a start-invocation, the one call that makes the Extension
+    // create an aws.lambda span of its own.
+    assert_eq!(lifecycle.wait_for(2), ["POST /lambda/flush HTTP/1.1"; 2]);
     let stdout = emulator.stdout.text();
     assert!(metric_lines(&stdout).is_empty(), "no Forwarder line with the Extension:\n{stdout}");
     assert!(!stdout.contains("{\"traces\":"), "traces go to the agent:\n{stdout}");
     assert!(intake.requests().is_empty(), "nothing goes to the API: {:?}", intake.requests());
+}
+
+/// The `aws.lambda` spans of a trace.
+fn function_spans(trace: &[Value]) -> Vec<&Value> {
+    trace.iter().filter(|s| s["name"] == "aws.lambda").collect()
+}
+
+/// An exec child with no tracer of its own (or one that never calls `/lambda/start-invocation`,
+/// as ddtrace and dd-trace-js): the bootstrap's `aws.lambda` span is the only one. The Extension
+/// makes its own only after a start-invocation (bottlecap's `tracer_detected`), and the bootstrap
+/// sends none; it keeps a tracer-sent `aws.lambda` span as it is, keyed by its `request_id` tag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exec_childs_function_span_is_the_bootstraps_and_the_only_one() {
+    if !unshare_works() {
+        println!("skipped: `unshare -rm true` fails (no unprivileged user namespaces), so /opt cannot be faked");
+        return;
+    }
+    let opt = fake_opt();
+    let ports = Ports::free();
+    let mut env = ports.env();
+    env.extend([
+        (
+            "_HANDLER",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/exec/bash_runtime.sh").to_owned(),
+        ),
+        ("DD_TRACE_ENABLED", "true".to_owned()),
+    ]);
+    let emulator = start(opt.path(), &env);
+    let _dogstatsd = DogStatsD::bind(ports.dogstatsd);
+    let lifecycle = LifecycleApi::bind(ports.lifecycle);
+    let agent = TestAgent::start_on(ports.agent);
+
+    let reply = emulator.invoke(r#"{"hello":"extension"}"#).await;
+    assert_eq!(reply.json(), serde_json::json!({"hello": "extension"}), "{}", reply.text());
+    let request_id = reply.header("x-amzn-requestid").unwrap().to_owned();
+    let trace = agent.trace_of(&request_id).await;
+    let spans = function_spans(&trace);
+    assert_eq!(spans.len(), 1, "{trace:#?}");
+    let meta = &spans[0]["meta"];
+    assert_eq!(meta["request_id"], request_id.as_str());
+    assert_eq!(meta["cold_start"], "true");
+    assert_eq!(meta["functionname"], "my-fn");
+    assert_eq!(meta["_dd.origin"], "lambda");
+    // The span was sent after the invocation: any call to 8124 would have come before it.
+    let calls = lifecycle.requests.lock().unwrap().clone();
+    assert!(calls.is_empty(), "the bootstrap called the Extension's 8124: {calls:?}");
+}
+
+/// An exec child whose tracer does universal instrumentation (here a bash "tracer" calling
+/// start- and end-invocation as dd-trace-java does) makes the Extension create the function
+/// span; with `DD_UNIVERSAL_INSTRUMENTATION=true` the bootstrap sends none of its own (no second
+/// `aws.lambda` or inferred span) and leaves the child's log lines to that tracer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_universal_instrumentation_the_function_span_is_left_to_the_extension() {
+    if !unshare_works() {
+        println!("skipped: `unshare -rm true` fails (no unprivileged user namespaces), so /opt cannot be faked");
+        return;
+    }
+    let opt = fake_opt();
+    let ports = Ports::free();
+    let mut env = ports.env();
+    env.extend([
+        (
+            "_HANDLER",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/exec/ui_runtime.sh").to_owned(),
+        ),
+        ("DD_TRACE_ENABLED", "true".to_owned()),
+        ("DD_UNIVERSAL_INSTRUMENTATION", "true".to_owned()),
+        ("DD_LOG_LEVEL", "info".to_owned()),
+    ]);
+    let emulator = start(opt.path(), &env);
+    let dogstatsd = DogStatsD::bind(ports.dogstatsd);
+    let lifecycle = LifecycleApi::bind(ports.lifecycle);
+    let agent = TestAgent::start_on(ports.agent);
+
+    let mut request_ids = Vec::new();
+    for n in 1..=2 {
+        let reply = emulator.invoke(r#"{"hello":"ui"}"#).await;
+        assert_eq!(reply.json(), serde_json::json!({"hello": "ui"}), "{}", reply.text());
+        request_ids.push(reply.header("x-amzn-requestid").unwrap().to_owned());
+        // The child's calls reach the Extension (the bootstrap does not stand in for it).
+        let calls = lifecycle.wait_for(2 * n);
+        assert_eq!(
+            calls[2 * n - 2..],
+            ["POST /lambda/start-invocation HTTP/1.1", "POST /lambda/end-invocation HTTP/1.1"]
+        );
+        // The bootstrap's flush (traces first, then metrics) is over once its datagram arrives.
+        let latency = "aws.lambda.enhanced.response_latency";
+        let datagrams = dogstatsd.receive_until(Vec::new(), |d| d.iter().any(|l| metric_name(l) == latency));
+        assert!(datagrams.iter().any(|l| metric_name(l) == latency), "{datagrams:#?}");
+    }
+    let traces = agent.traces().await;
+    assert!(traces.is_empty(), "the bootstrap sent spans the Extension makes: {traces:#?}");
+
+    let stdout = emulator.stdout.text();
+    assert!(stdout.contains("ui runtime: ready, DD_TRACE_AGENT_URL=unset"), "{stdout}");
+    for request_id in &request_ids {
+        let line = format!("ui runtime: handling {request_id}");
+        assert!(
+            stdout.lines().any(|l| l == line),
+            "the child's line is left as it printed it:\n{stdout}"
+        );
+    }
+    assert!(!stdout.contains("dd.trace_id"), "{stdout}");
+    let stderr = emulator.stderr.text();
+    assert!(
+        stderr.contains("DD_UNIVERSAL_INSTRUMENTATION is on with the Datadog Extension"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

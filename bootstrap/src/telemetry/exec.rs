@@ -85,6 +85,22 @@ impl Telemetry {
     }
 }
 
+/// Whether the invocation's `aws.lambda` and inferred spans are the Datadog Extension's to
+/// create, not ours: with the Extension present, an exec child, and `DD_UNIVERSAL_INSTRUMENTATION`
+/// on (datadog-lambda-go's name for "the Extension makes the function span").
+///
+/// A tracer doing Datadog's universal instrumentation (dd-trace-java, dd-trace-dotnet,
+/// datadog-lambda-go with that setting, datadog-lambda-rb, datadog-lambda-rs) calls the
+/// Extension's `/lambda/start-invocation` and `/lambda/end-invocation` on 127.0.0.1:8124, a port
+/// only the Extension may bind, and the Extension then creates its own `aws.lambda` and inferred
+/// spans for every invocation, parenting the tracer's spans under them. Ours would be a second
+/// copy in the same trace, so the user tells us to send none (and to leave the child's log lines
+/// to its tracer, whose ids are the ones sent). A handler library has no such tracer: there the
+/// spans stay ours whatever the setting says.
+pub(super) fn function_span_left_to_extension(env: &Environment, extension_present: bool, is_exec: bool) -> bool {
+    extension_present && is_exec && env.flag("DD_UNIVERSAL_INSTRUMENTATION", false)
+}
+
 /// Datadog's tracers write traces to stdout in Lambda unless they are told where an agent is
 /// (`DD_TRACE_AGENT_URL`, `DD_AGENT_HOST`; ddtrace's `_use_log_writer`, dd-trace-js's exporter
 /// choice) or find the Extension's file. The documented switch is the variable: the child gets
@@ -118,5 +134,22 @@ mod tests {
         assert_eq!(moved.universal_instrumentation, UNIVERSAL_INSTRUMENTATION_ADDR);
         let chosen = Environment::from_pairs([("DD_AGENT_HOST", "10.0.0.1")]);
         assert!(child_tracer_env(&chosen, agent).is_empty());
+    }
+
+    #[test]
+    fn only_an_exec_child_with_the_extension_and_the_setting_leaves_the_function_span_to_it() {
+        let on = Environment::from_pairs([("DD_UNIVERSAL_INSTRUMENTATION", "true")]);
+        assert!(function_span_left_to_extension(&on, true, true));
+        assert!(
+            !function_span_left_to_extension(&on, false, true),
+            "without the Extension, 8124 is ours"
+        );
+        assert!(
+            !function_span_left_to_extension(&on, true, false),
+            "a handler library has no child tracer"
+        );
+        let off = Environment::from_pairs([("DD_UNIVERSAL_INSTRUMENTATION", "false")]);
+        assert!(!function_span_left_to_extension(&off, true, true));
+        assert!(!function_span_left_to_extension(&Environment::default(), true, true));
     }
 }

@@ -46,7 +46,15 @@ impl Telemetry {
         let extension_agent = extension_present.then_some(extension_ports.trace_agent);
         let metrics = MetricsProcessor::new(metrics_config, &config.env, outputs);
         let trace_config = TraceConfig::from_env(&config.env);
-        let traces = trace_config.enabled.then(|| {
+        let left_to_extension =
+            trace_config.enabled && exec::function_span_left_to_extension(&config.env, extension_present, crate::handler::is_exec(config));
+        if left_to_extension {
+            tracing::info!(
+                "DD_UNIVERSAL_INSTRUMENTATION is on with the Datadog Extension: the child's tracer and the Extension make \
+                 the aws.lambda and inferred spans, so the bootstrap sends no span and leaves the child's log lines to its tracer"
+            );
+        }
+        let traces = (trace_config.enabled && !left_to_extension).then(|| {
             let sink = TraceSink::choose(&trace_config, extension_agent);
             let function = FunctionInfo::from_config(&config.function).with_handler(config.handler.clone());
             Arc::new(TraceProcessor::new(trace_config, function, sink))

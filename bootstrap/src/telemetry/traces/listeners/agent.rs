@@ -7,6 +7,7 @@ use http::{Method, StatusCode};
 
 use super::http::{reply, Received, Reply};
 use super::msgpack::{decode_v04, decode_v05};
+use super::placeholder::drop_placeholders;
 use crate::telemetry::traces::TraceProcessor;
 
 /// The Extension's limit for one trace payload.
@@ -30,7 +31,8 @@ pub async fn handle(traces: Arc<TraceProcessor>, request: Received) -> Reply {
         _ => return reply(StatusCode::NOT_FOUND, "not an endpoint of this runtime"),
     };
     match decoded {
-        Ok(chunks) => {
+        Ok(mut chunks) => {
+            drop_placeholders(&mut chunks);
             let dropped = traces.receive_child_chunks(chunks).await;
             if dropped > 0 {
                 tracing::warn!(

@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod http;
 pub mod msgpack;
+pub mod placeholder;
 pub mod universal;
 
 use std::net::{Ipv4Addr, SocketAddr};
