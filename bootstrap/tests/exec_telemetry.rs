@@ -140,8 +140,14 @@ async fn invoke_with_xray(function: &Function, event: &Value, xray: &str) -> Str
 /// are untouched.
 fn case_ids(function: &Function, case: &str, request_id: &str) -> Option<(String, String)> {
     let emulator = &function.emulator;
-    emulator.stdout.wait_for(&format!("logging {case}"), Duration::from_secs(10)).unwrap();
-    emulator.stderr.wait_for(&format!("stderr {case}"), Duration::from_secs(10)).unwrap();
+    emulator
+        .stdout
+        .wait_for(&format!("logging {case}"), Duration::from_secs(10))
+        .unwrap();
+    emulator
+        .stderr
+        .wait_for(&format!("stderr {case}"), Duration::from_secs(10))
+        .unwrap();
     let lines = stdout_lines(function);
     let plain = lines.iter().find(|l| l.ends_with(&format!("plain {case}"))).unwrap();
     let json_line = lines.iter().find(|l| l.contains(&format!("json {case}"))).unwrap();
@@ -162,7 +168,11 @@ fn case_ids(function: &Function, case: &str, request_id: &str) -> Option<(String
         .unwrap_or_else(|| panic!("{plain}"));
     let (trace, span) = ids.split_once(" dd.span_id=").unwrap();
     let marker = format!("[dd.trace_id={trace} dd.span_id={span}]");
-    assert_eq!((json["dd.trace_id"].as_str(), json["dd.span_id"].as_str()), (Some(trace), Some(span)), "{json_line}");
+    assert_eq!(
+        (json["dd.trace_id"].as_str(), json["dd.span_id"].as_str()),
+        (Some(trace), Some(span)),
+        "{json_line}"
+    );
     assert_eq!(json["dd.service"], "py-fn");
     assert_eq!(fields[3], marker, "{logged}");
     assert!(stderr.contains(&format!("{marker} stderr {case}")), "{stderr}");
@@ -186,7 +196,10 @@ async fn with_tracing_off_child_lines_carry_the_seeds_correlation_ids() {
     let (trace, span) = case_ids(&function, "event", &request).expect("stamped");
     assert_eq!(trace, "4110911582297405551", "the event's trace id");
     let span_id: u64 = span.parse().unwrap();
-    assert!(![0, 2336172166318291498, traces_support::XRAY_PARENT_ID].contains(&span_id), "{span}");
+    assert!(
+        ![0, 2336172166318291498, traces_support::XRAY_PARENT_ID].contains(&span_id),
+        "{span}"
+    );
 
     let request = invoke_with_xray(&function, &json!({"case": "xray"}), xray).await;
     let (trace, other_span) = case_ids(&function, "xray", &request).expect("stamped");

@@ -292,7 +292,11 @@ fn record_ids(emulator: &EmulatorProcess, reply: &Reply, needle: &str) -> (Strin
         .find(|line| line.contains(&request_id))
         .unwrap_or_else(|| panic!("no {needle:?} line of {request_id}:\n{}", emulator.stdout.text()));
     let [_, _, _, ids, _] = text_fields(&line);
-    assert_eq!(format!("[{}]", reply.json()["log_correlation"].as_str().unwrap()), ids, "the sdk agrees");
+    assert_eq!(
+        format!("[{}]", reply.json()["log_correlation"].as_str().unwrap()),
+        ids,
+        "the sdk agrees"
+    );
     let ids = ids.strip_prefix("[dd.trace_id=").and_then(|i| i.strip_suffix(']')).unwrap();
     let (trace, span) = ids.split_once(" dd.span_id=").unwrap();
     (trace.to_owned(), span.to_owned())
@@ -317,7 +321,10 @@ async fn with_tracing_off_records_carry_the_seeds_correlation_ids() {
 
     let only_xray = invoke_with_xray(&emulator, br#"{"message": "no context"}"#.to_vec(), xray).await;
     let (trace, other_span) = record_ids(&emulator, &only_xray, "no context");
-    assert_eq!(trace, "3995693151288333088", "X-Ray's trace id: the root's last 16 hex digits, top bit cleared");
+    assert_eq!(
+        trace, "3995693151288333088",
+        "X-Ray's trace id: the root's last 16 hex digits, top bit cleared"
+    );
     assert_ne!(other_span, span.to_string(), "a dummy span per invocation");
 
     // A 128-bit trace id (`_dd.p.tid`) is written as 32 hex digits (§7).
