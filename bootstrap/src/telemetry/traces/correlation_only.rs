@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use super::config::TraceConfig;
 use super::event::parse_event;
-use super::extract::{self, xray, ContextSource, TraceContext};
+use super::extract::{self, xray, ContextSource};
 use super::logs::Correlation;
 use super::span::{random_id, TraceId};
 use super::trigger;
@@ -45,15 +45,22 @@ pub fn correlation_ids(invocation: &Invocation, config: &TraceConfig) -> Option<
     if !config.running_in_lambda {
         return None;
     }
-    let xray = xray::context_from_header(invocation.context.xray_trace_id.as_deref()?).filter(TraceContext::is_complete)?;
+    let xray = xray::context_from_header(invocation.context.xray_trace_id.as_deref()?)?;
+    // The dummy span's parent is X-Ray's segment in either case, and a context without one is
+    // incomplete: no dummy span.
+    if xray.parent_id == 0 {
+        return None;
+    }
     let event = parse_event(&invocation.event, false);
     let source = trigger::detect(&event);
-    // An event context keeps its trace id and priority; only the parent becomes X-Ray's
-    // segment, and the dummy span's own id is what lines carry, so the parent does not matter.
+    // An event context keeps its trace id and priority (its parent becomes X-Ray's segment,
+    // which lines do not show: they carry the dummy span's own id).
     let continued = extract::extract(&event, &source, &invocation.context, config)
         .filter(|context| context.source == ContextSource::Event)
         .unwrap_or(xray);
-    Some(CorrelationIds {
+    // Complete (§5.3), the parent being X-Ray's segment, checked above.
+    let complete = !continued.trace_id.is_zero() && continued.sampling_priority.is_some();
+    complete.then(|| CorrelationIds {
         trace_id: continued.trace_id,
         span_id: random_id(),
         sampling_priority: continued.sampling_priority.unwrap_or(1),
@@ -254,6 +261,11 @@ mod tests {
                 "{xray:?}"
             );
         }
+        // An X-Ray root whose trace id converts to 0 still parents the event's trace, not its own.
+        let zero_root = "Root=1-5e272390-000000008000000000000000;Parent=94ae789b969f1cc5;Sampled=1";
+        assert_eq!(correlation_ids(&invocation("r", "{}", Some(zero_root)), &config(true)), None);
+        let from_event = correlation_ids(&invocation("r", API_GATEWAY, Some(zero_root)), &config(true)).unwrap();
+        assert_eq!(from_event.trace_id.low, 4110911582297405551);
         assert_eq!(correlation_ids(&invocation("r", API_GATEWAY, Some(XRAY)), &config(false)), None);
     }
 
