@@ -56,7 +56,9 @@ fn echo_error_and_crashes_through_both_runtimes() {
 #[test]
 fn output_lines_of_a_megabyte_and_raw_bytes_reach_stdout() {
     for emulator in EMULATORS {
-        let function = Function::start(emulator, BASH, &[]);
+        // The lines as the child wrote them: logs injection, on by default even with tracing off,
+        // would put the invocation's ids in front (exec_telemetry tests that).
+        let function = Function::start(emulator, BASH, &[("DD_LOGS_INJECTION", "false")]);
         function.invoke(r#"{"action":"bigline"}"#).ok_body();
         function.invoke(r#"{"action":"nonutf8"}"#).ok_body();
         function.wait_for_stdout_line(&vec![b'x'; 1024 * 1024 + 1]);
@@ -67,7 +69,8 @@ fn output_lines_of_a_megabyte_and_raw_bytes_reach_stdout() {
 #[test]
 fn bad_requests_from_the_child_get_400_and_invocations_one_answer() {
     for emulator in EMULATORS {
-        let function = Function::start(emulator, BASH, &[]);
+        // Its summary line as the child wrote it (see above).
+        let function = Function::start(emulator, BASH, &[("DD_LOGS_INJECTION", "false")]);
         assert_eq!(
             function.invoke(r#"{"action":"unknown-id"}"#).ok_body(),
             br#"{"unknown_id_status":400}"#

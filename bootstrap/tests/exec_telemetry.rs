@@ -127,19 +127,102 @@ async fn child_lines_carry_the_invocation_trace_ids() {
     );
 }
 
-#[tokio::test]
-async fn with_tracing_off_lines_are_untouched() {
-    let function = start("logs_handler", &[("DD_TRACE_ENABLED", "false")]);
-    let reply = function.emulator.invoke("{}").await;
-    assert_eq!(reply.json(), json!({"ok": true}));
-    function
-        .emulator
+/// Invokes with `X-Amzn-Trace-Id: xray` (the invocation's `Lambda-Runtime-Trace-Id`).
+async fn invoke_with_xray(function: &Function, event: &Value, xray: &str) -> String {
+    let url = function.emulator.invoke_url();
+    let reply = post(&url, event.to_string().into_bytes(), &[("X-Amzn-Trace-Id", xray)]).await;
+    assert_eq!(reply.json(), json!({"ok": true}), "{}", function.emulator.stderr.text());
+    request_id(&reply)
+}
+
+/// The `(dd.trace_id, dd.span_id)` of the `correlation_handler` lines of `case`, checked to be
+/// the same on all four (plain, JSON, stderr, awslambdaric's format); `None` when the lines
+/// are untouched.
+fn case_ids(function: &Function, case: &str, request_id: &str) -> Option<(String, String)> {
+    let emulator = &function.emulator;
+    emulator
         .stdout
-        .wait_for("through logging", Duration::from_secs(10))
+        .wait_for(&format!("logging {case}"), Duration::from_secs(10))
         .unwrap();
-    let lines = stdout_lines(&function);
-    assert!(lines.contains(&"plain text line".to_owned()), "{lines:#?}");
-    assert!(!function.emulator.stdout.text().contains("dd.trace_id"), "{lines:#?}");
+    emulator
+        .stderr
+        .wait_for(&format!("stderr {case}"), Duration::from_secs(10))
+        .unwrap();
+    let lines = stdout_lines(function);
+    let plain = lines.iter().find(|l| l.ends_with(&format!("plain {case}"))).unwrap();
+    let json_line = lines.iter().find(|l| l.contains(&format!("json {case}"))).unwrap();
+    let logged = lines.iter().find(|l| l.ends_with(&format!("logging {case}"))).unwrap();
+    let json: Value = serde_json::from_str(json_line).unwrap_or_else(|e| panic!("{e}: {json_line}"));
+    let fields: Vec<&str> = logged.split('\t').collect();
+    assert_eq!(fields[2], request_id, "{logged}");
+    let stderr = function.emulator.stderr.text();
+    if *plain == format!("plain {case}") {
+        assert!(json.get("dd.trace_id").is_none(), "{json_line}");
+        assert_eq!(fields.len(), 4, "{logged}");
+        assert!(stderr.lines().any(|l| l == format!("stderr {case}")), "{stderr}");
+        return None;
+    }
+    let ids = plain
+        .strip_prefix("[dd.trace_id=")
+        .and_then(|rest| rest.strip_suffix(&format!("] plain {case}")))
+        .unwrap_or_else(|| panic!("{plain}"));
+    let (trace, span) = ids.split_once(" dd.span_id=").unwrap();
+    let marker = format!("[dd.trace_id={trace} dd.span_id={span}]");
+    assert_eq!(
+        (json["dd.trace_id"].as_str(), json["dd.span_id"].as_str()),
+        (Some(trace), Some(span)),
+        "{json_line}"
+    );
+    assert_eq!(json["dd.service"], "py-fn");
+    assert_eq!(fields[3], marker, "{logged}");
+    assert!(stderr.contains(&format!("{marker} stderr {case}")), "{stderr}");
+    Some((trace.to_owned(), span.to_owned()))
+}
+
+#[tokio::test]
+async fn with_tracing_off_child_lines_carry_the_seeds_correlation_ids() {
+    // Datadog's library with tracing off (§5.16): a `dummy.span` under the X-Ray context, keeping
+    // the event's trace id when the event carried one; lines carry its trace id and its own
+    // (random) span id. No X-Ray context: no ids. Nothing is traced.
+    let function = start("correlation_handler", &[("DD_TRACE_ENABLED", "false")]);
+    let xray = traces_support::XRAY_HEADER;
+    let mut event: Value = serde_json::from_str(&traces_support::fixture_text("api-gateway.json")).unwrap();
+    event["headers"]["x-datadog-trace-id"] = "4110911582297405551".into();
+    event["headers"]["x-datadog-parent-id"] = "2336172166318291498".into();
+    event["headers"]["x-datadog-sampling-priority"] = "1".into();
+    event["case"] = "event".into();
+
+    let request = invoke_with_xray(&function, &event, xray).await;
+    let (trace, span) = case_ids(&function, "event", &request).expect("stamped");
+    assert_eq!(trace, "4110911582297405551", "the event's trace id");
+    let span_id: u64 = span.parse().unwrap();
+    assert!(
+        ![0, 2336172166318291498, traces_support::XRAY_PARENT_ID].contains(&span_id),
+        "{span}"
+    );
+
+    let request = invoke_with_xray(&function, &json!({"case": "xray"}), xray).await;
+    let (trace, other_span) = case_ids(&function, "xray", &request).expect("stamped");
+    assert_eq!(trace, "3995693151288333088", "X-Ray's trace id");
+    assert_ne!(other_span, span, "a dummy span per invocation");
+
+    event["case"] = "unparsable-xray".into();
+    let request = invoke_with_xray(&function, &event, "not an x-ray header").await;
+    assert_eq!(case_ids(&function, "unparsable-xray", &request), None, "no X-Ray context, no ids");
+
+    assert!(trace_lines(&function.emulator).is_empty(), "nothing is traced");
+}
+
+#[tokio::test]
+async fn with_tracing_and_logs_injection_off_lines_are_untouched() {
+    let function = start(
+        "correlation_handler",
+        &[("DD_TRACE_ENABLED", "false"), ("DD_LOGS_INJECTION", "false")],
+    );
+    let request = invoke_with_xray(&function, &json!({"case": "off"}), traces_support::XRAY_HEADER).await;
+    assert_eq!(case_ids(&function, "off", &request), None);
+    assert!(!function.emulator.stdout.text().contains("dd.trace_id"));
+    assert!(!function.emulator.stderr.text().contains("dd.trace_id"));
 }
 
 #[tokio::test]

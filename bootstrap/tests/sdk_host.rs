@@ -207,11 +207,20 @@ async fn an_api_gateway_caller_trace_is_continued() {
 #[tokio::test]
 async fn with_tracing_off_the_handler_sees_no_trace_and_no_trace_line_is_printed() {
     let emulator = start("traced", &["DD_FLUSH_TO_LOG=true"]);
-    let answer = emulator.invoke("{}").await.json();
+    let xray = "Root=1-5e272390-8c398be037738dc042009320;Parent=94ae789b969f1cc5;Sampled=1";
+    let answer = post(&emulator.invoke_url(), b"{}".to_vec(), &[("X-Amzn-Trace-Id", xray)])
+        .await
+        .json();
     assert_eq!(answer["trace"], Value::Null);
     assert_eq!(answer["span_id"], Value::Null);
     assert_eq!(answer["headers"], json!({}));
-    assert_eq!(answer["log_correlation"], "dd.trace_id=0 dd.span_id=0");
+    // Only the ids Datadog's library gives log lines without a trace: the X-Ray trace id and a
+    // placeholder span's (sdk_logging tests them).
+    let correlation = answer["log_correlation"].as_str().unwrap();
+    assert!(
+        correlation.starts_with("dd.trace_id=3995693151288333088 dd.span_id="),
+        "{correlation}"
+    );
     // The enhanced metrics line follows the response; by then a trace line would be there too.
     let text = emulator
         .stdout

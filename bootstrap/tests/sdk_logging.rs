@@ -275,17 +275,100 @@ async fn with_logs_injection_off_lines_have_the_aws_format_without_ids() {
     assert!(!emulator.stdout.text().contains("dd.trace_id"), "{}", emulator.stdout.text());
 }
 
-#[tokio::test]
-async fn with_tracing_off_lines_have_zero_ids() {
-    let emulator = start_traced("logs", &[], &[("DD_TRACE_ENABLED", "false")]);
-    let reply = invoke(&emulator, api_gateway_event()).await;
-    let request_id = request_id(&reply);
+/// Invokes with an `X-Amzn-Trace-Id` header (Lambda's `Lambda-Runtime-Trace-Id`, the
+/// `_X_AMZN_TRACE_ID` Datadog's library reads).
+async fn invoke_with_xray(emulator: &EmulatorProcess, event: impl Into<Vec<u8>>, xray: &str) -> Reply {
+    let reply = post(&emulator.invoke_url(), event.into(), &[("X-Amzn-Trace-Id", xray)]).await;
+    assert_eq!(reply.status, 200, "{}\nstderr:\n{}", reply.text(), emulator.stderr.text());
+    reply
+}
 
-    let [_, _, line_request_id, ids, _] = text_fields(&line_with(&emulator, "logs handler invoked"));
-    assert_eq!(line_request_id, request_id);
-    assert_eq!(ids, "[dd.trace_id=0 dd.span_id=0]", "the seed's format, with no active span");
-    assert_eq!(reply.json()["log_correlation"], "dd.trace_id=0 dd.span_id=0");
+/// The `[dd.trace_id=<trace> dd.span_id=<span>]` of `request_id`'s record containing `needle`,
+/// checked against the handler's own `ctx.log_correlation()` answer; returns `(trace, span)`.
+fn record_ids(emulator: &EmulatorProcess, reply: &Reply, needle: &str) -> (String, String) {
+    let request_id = request_id(reply);
+    let line = lines_with(emulator, needle, 1)
+        .into_iter()
+        .find(|line| line.contains(&request_id))
+        .unwrap_or_else(|| panic!("no {needle:?} line of {request_id}:\n{}", emulator.stdout.text()));
+    let [_, _, _, ids, _] = text_fields(&line);
+    assert_eq!(
+        format!("[{}]", reply.json()["log_correlation"].as_str().unwrap()),
+        ids,
+        "the sdk agrees"
+    );
+    let ids = ids.strip_prefix("[dd.trace_id=").and_then(|i| i.strip_suffix(']')).unwrap();
+    let (trace, span) = ids.split_once(" dd.span_id=").unwrap();
+    (trace.to_owned(), span.to_owned())
+}
+
+#[tokio::test]
+async fn with_tracing_off_records_carry_the_seeds_correlation_ids() {
+    // Datadog's library with tracing off (§5.16): a `dummy.span` under the X-Ray context, keeping
+    // the event's trace id when the event carried one; log lines carry its trace id and its own
+    // (random) span id. No trace is sent.
+    let emulator = start_traced("logs", &[], &[("DD_TRACE_ENABLED", "false")]);
+    let xray = traces_support::XRAY_HEADER;
+
+    let from_event = invoke_with_xray(&emulator, api_gateway_event(), xray).await;
+    let (trace, span) = record_ids(&emulator, &from_event, "logs handler invoked");
+    assert_eq!(trace, TRACE_ID.to_string(), "the event's trace id");
+    let span: u64 = span.parse().unwrap();
+    assert!(
+        ![0, PARENT_ID, traces_support::XRAY_PARENT_ID].contains(&span),
+        "the dummy span's own id: {span}"
+    );
+
+    let only_xray = invoke_with_xray(&emulator, br#"{"message": "no context"}"#.to_vec(), xray).await;
+    let (trace, other_span) = record_ids(&emulator, &only_xray, "no context");
+    assert_eq!(
+        trace, "3995693151288333088",
+        "X-Ray's trace id: the root's last 16 hex digits, top bit cleared"
+    );
+    assert_ne!(other_span, span.to_string(), "a dummy span per invocation");
+
+    // A 128-bit trace id (`_dd.p.tid`) is written as 32 hex digits (§7).
+    let mut wide: Value = serde_json::from_slice(&api_gateway_event()).unwrap();
+    wide["headers"]["x-datadog-tags"] = "_dd.p.dm=-0,_dd.p.tid=66bcb5eb00000000".into();
+    wide["message"] = "wide trace".into();
+    let wide = invoke_with_xray(&emulator, serde_json::to_vec(&wide).unwrap(), xray).await;
+    let (trace, _) = record_ids(&emulator, &wide, "wide trace");
+    assert_eq!(trace, format!("66bcb5eb00000000{TRACE_ID:016x}"));
+
+    // No X-Ray context: the seed starts no dummy span, whatever the event carries.
+    let mut no_xray: Value = serde_json::from_slice(&api_gateway_event()).unwrap();
+    no_xray["message"] = "no x-ray".into();
+    let no_xray = invoke_with_xray(&emulator, serde_json::to_vec(&no_xray).unwrap(), "not an x-ray header").await;
+    assert_eq!(record_ids(&emulator, &no_xray, "no x-ray"), ("0".to_owned(), "0".to_owned()));
+
+    assert!(traces_support::trace_lines(&emulator).is_empty(), "nothing is traced");
+}
+
+#[tokio::test]
+async fn with_tracing_off_the_ids_are_for_logs_only() {
+    // The handler sees no trace to continue or to hang spans on; only its log correlation.
+    let emulator = start_traced("traced", &[], &[("DD_TRACE_ENABLED", "false")]);
+    let reply = invoke_with_xray(&emulator, api_gateway_event(), traces_support::XRAY_HEADER).await;
+    let answer = reply.json();
+    assert_eq!(answer["trace"], Value::Null, "{answer}");
+    assert_eq!(answer["span_id"], Value::Null, "the span records nothing: {answer}");
+    assert_eq!(answer["headers"], serde_json::json!({}), "{answer}");
+    let correlation = answer["log_correlation"].as_str().unwrap();
+    assert!(correlation.starts_with(&format!("dd.trace_id={TRACE_ID} dd.span_id=")), "{answer}");
+    assert!(!correlation.ends_with("dd.span_id=0"), "{answer}");
     assert!(traces_support::trace_lines(&emulator).is_empty());
+}
+
+#[tokio::test]
+async fn with_tracing_and_logs_injection_off_lines_have_no_ids() {
+    let emulator = start_traced("logs", &[], &[("DD_TRACE_ENABLED", "false"), ("DD_LOGS_INJECTION", "false")]);
+    let reply = invoke_with_xray(&emulator, api_gateway_event(), traces_support::XRAY_HEADER).await;
+    let line = line_with(&emulator, "logs handler invoked");
+    let fields: Vec<&str> = line.split('\t').collect();
+    assert_eq!(fields.len(), 4, "[LEVEL], time, request id, message: {line:?}");
+    assert_eq!(fields[2], request_id(&reply));
+    assert_eq!(reply.json()["log_correlation"], "dd.trace_id=0 dd.span_id=0");
+    assert!(!emulator.stdout.text().contains("dd.trace_id"), "{}", emulator.stdout.text());
 }
 
 #[tokio::test]

@@ -20,7 +20,9 @@
 //!   and never unwind.
 //! - Optional additions that need no version bump, because each side checks for the other's
 //!   part and goes without it: [`ATTACH_ALLOC_REPORTER_SYMBOL`] (the library's allocator tells
-//!   the bootstrap of an allocation failure before the process aborts).
+//!   the bootstrap of an allocation failure before the process aborts), and the
+//!   [`HOST_CORRELATION_ONLY`] status of [`TraceContextFn`] (log correlation ids with tracing
+//!   off; a library that does not know it sees no trace).
 
 /// Version of this ABI. Bumped on any change of the types or rules in this module.
 ///
@@ -345,6 +347,15 @@ pub const HOST_TIMESTAMP_TOO_OLD: i32 = 6;
 /// assert_eq!(sdk::abi::HOST_INTERNAL_ERROR, 7);
 /// ```
 pub const HOST_INTERNAL_ERROR: i32 = 7;
+/// From [`TraceContextFn`] only: there is no trace (tracing is off), but logs injection is on
+/// and `out` holds the ids the invocation's log lines carry (Datadog's correlation ids without
+/// a trace, §5.16): for log lines only, not a context to continue or to parent spans on. A
+/// library that does not know this status treats it as [`HOST_NO_TRACE`].
+///
+/// ```
+/// assert_eq!(sdk::abi::HOST_CORRELATION_ONLY, 8);
+/// ```
+pub const HOST_CORRELATION_ONLY: i32 = 8;
 
 /// [`RawMetric::value_kind`]: the value is [`RawMetric::float_value`].
 ///
@@ -506,7 +517,8 @@ pub struct RawSpan {
 /// the metric was dropped.
 pub type MetricFn = unsafe extern "C" fn(context: *const std::ffi::c_void, metric: *const RawMetric) -> i32;
 /// The host's trace-context function: writes the context of `request_id` to `out`; [`HOST_OK`]
-/// or [`HOST_NO_TRACE`]. The trace is decided on the first call and never changes after.
+/// or [`HOST_NO_TRACE`], or [`HOST_CORRELATION_ONLY`] (`out` holds log correlation ids, no
+/// trace). The trace (or the ids) is decided on the first call and never changes after.
 pub type TraceContextFn =
     unsafe extern "C" fn(context: *const std::ffi::c_void, request_id: BorrowedBytes, out: *mut RawTraceContext) -> i32;
 /// Receives one propagation header (name, value), both borrowed for this call only.

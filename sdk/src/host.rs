@@ -6,7 +6,7 @@
 use std::ffi::c_void;
 use std::sync::OnceLock;
 
-use crate::abi::{BorrowedBytes, HostApi, RawMetric, RawSpan, RawTraceContext, HOST_OK};
+use crate::abi::{BorrowedBytes, HostApi, RawMetric, RawSpan, RawTraceContext, HOST_CORRELATION_ONLY, HOST_OK};
 
 /// The host API. Its context is only ever used through the host's own thread-safe functions.
 #[derive(Clone, Copy)]
@@ -50,10 +50,22 @@ impl Host {
     }
 
     pub(crate) fn trace_context(&self, request_id: &str) -> Option<RawTraceContext> {
+        let (status, out) = self.raw_trace_context(request_id);
+        (status == HOST_OK).then_some(out)
+    }
+
+    /// The ids a log line of `request_id` carries: its trace's, or, with tracing off and logs
+    /// injection on, the correlation ids the host gives without a trace.
+    pub(crate) fn log_correlation(&self, request_id: &str) -> Option<RawTraceContext> {
+        let (status, out) = self.raw_trace_context(request_id);
+        (status == HOST_OK || status == HOST_CORRELATION_ONLY).then_some(out)
+    }
+
+    fn raw_trace_context(&self, request_id: &str) -> (i32, RawTraceContext) {
         let mut out = RawTraceContext::default();
         // SAFETY: as in `metric`; `out` is writable.
         let status = unsafe { (self.0.trace_context)(self.0.context, BorrowedBytes::from_slice(request_id.as_bytes()), &raw mut out) };
-        (status == HOST_OK).then_some(out)
+        (status, out)
     }
 
     pub(crate) fn trace_headers(&self, request_id: &str, parent_span_id: u64) -> Vec<(String, String)> {

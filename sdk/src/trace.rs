@@ -4,7 +4,8 @@
 //! The bootstrap decides the trace (continuing the caller's, or starting one) and owns the
 //! `aws.lambda` span; the handler only reads the ids and adds spans under it. Everything here is
 //! inert when tracing is off (`DD_TRACE_ENABLED` unset or false) or outside the bootstrap: no
-//! context, empty headers, zero ids, spans that record nothing.
+//! context, empty headers, spans that record nothing; only the log correlation ids remain with
+//! tracing off, as in Datadog's library (zeros outside the bootstrap).
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -139,8 +140,10 @@ impl Context {
         host().map_or_else(Vec::new, |host| host.trace_headers(&self.request_id, 0))
     }
 
-    /// The ids to put on the handler's log lines (see [`LogCorrelation`]); zeros when there is
-    /// no trace.
+    /// The ids to put on the handler's log lines (see [`LogCorrelation`]): the trace's, or with
+    /// tracing off (and `DD_LOGS_INJECTION` on) the correlation ids Datadog's library gives log
+    /// lines without a trace (the invocation's X-Ray trace, or the trace id its event carried);
+    /// zeros when there are none.
     ///
     /// ```
     /// let context = sdk::Context::default();
@@ -148,7 +151,16 @@ impl Context {
     /// assert_eq!(context.log_correlation(), sdk::LogCorrelation::none());
     /// ```
     pub fn log_correlation(&self) -> LogCorrelation {
-        self.trace().map_or_else(LogCorrelation::none, |t| t.log_correlation())
+        let ids = host().and_then(|host| host.log_correlation(&self.request_id));
+        ids.map_or_else(LogCorrelation::none, |raw| {
+            TraceContext {
+                trace_id_high: raw.trace_id_high,
+                trace_id_low: raw.trace_id_low,
+                span_id: raw.span_id,
+                sampling_priority: raw.sampling_priority,
+            }
+            .log_correlation()
+        })
     }
 
     /// Starts a child span of the `aws.lambda` span, named `name` (the operation, e.g.

@@ -26,6 +26,13 @@ pub trait HostServices: Send + Sync + 'static {
     /// is off or the request is not in flight.
     fn trace_context(&self, request_id: &str) -> Option<ActiveTraceContext>;
 
+    /// When there is no trace (tracing off) but logs injection is on: the ids the invocation's
+    /// log lines carry (the seed's dummy span, §5.16), which no span continues. Asked only when
+    /// [`Self::trace_context`] has none; `None` (the default) when there are none either.
+    fn log_correlation(&self, _request_id: &str) -> Option<ActiveTraceContext> {
+        None
+    }
+
     /// Propagation headers continuing `request_id`'s trace, parented on `parent_span_id`
     /// (`None`: the `aws.lambda` span); `None` when there is no trace.
     fn trace_headers(&self, request_id: &str, parent_span_id: Option<u64>) -> Option<Vec<(String, String)>>;

@@ -158,8 +158,14 @@ unsafe extern "C" fn trace_context(context: *const c_void, request_id: BorrowedB
         if out.is_null() {
             return abi::HOST_INVALID_ARGUMENT;
         }
-        let Some(active) = services.trace_context(request_id) else {
-            return abi::HOST_NO_TRACE;
+        // No trace: the ids of log correlation alone, if any, with a status saying so (a library
+        // built before that status treats it as no trace, as it did).
+        let (active, status) = match services.trace_context(request_id) {
+            Some(active) => (active, abi::HOST_OK),
+            None => match services.log_correlation(request_id) {
+                Some(ids) => (ids, abi::HOST_CORRELATION_ONLY),
+                None => return abi::HOST_NO_TRACE,
+            },
         };
         let raw = RawTraceContext {
             trace_id_high: active.trace_id_high,
@@ -169,7 +175,7 @@ unsafe extern "C" fn trace_context(context: *const c_void, request_id: BorrowedB
         };
         // SAFETY: non-null and writable, as the ABI requires of `out`.
         unsafe { out.write(raw) };
-        abi::HOST_OK
+        status
     })
 }
 
@@ -639,6 +645,58 @@ mod tests {
             );
             assert_eq!((api.set_api_key)(api.context, bytes(b"  ")), abi::HOST_INVALID_ARGUMENT);
             assert_eq!((api.set_api_key)(api.context, bytes(b"0123456789abcdef")), abi::HOST_OK);
+        }
+        assert!(headers.is_empty());
+    }
+
+    #[test]
+    fn with_tracing_off_and_logs_injection_on_the_ids_are_correlation_only() {
+        use crate::telemetry::traces::CorrelationOnly;
+        let fixture = fixture(false);
+        let env = Environment::from_pairs([("AWS_LAMBDA_FUNCTION_NAME", "my-fn")]);
+        let correlation = Arc::new(CorrelationOnly::new(TraceConfig::from_env(&env), "my-fn".into()));
+        let host = TelemetryHost::new(fixture.metrics.clone(), None).with_correlation(Some(correlation.clone()));
+        let bridge = HostBridge::new(Arc::new(host));
+        // SAFETY: the bridge is alive for the test.
+        let api = unsafe { *bridge.api() };
+        let invocation = Arc::new(Invocation {
+            context: InvocationContext {
+                request_id: "r1".into(),
+                xray_trace_id: Some("Root=1-5e272390-8c398be037738dc042009320;Parent=94ae789b969f1cc5;Sampled=1".into()),
+                ..Default::default()
+            },
+            headers: http::HeaderMap::default(),
+            event: Bytes::from_static(b"{}"),
+        });
+        let mut out = RawTraceContext::default();
+        let mut headers: Vec<(String, String)> = Vec::new();
+        // SAFETY (all): a live bridge, valid arguments.
+        unsafe {
+            assert_eq!(
+                (api.trace_context)(api.context, bytes(b"r1"), &raw mut out),
+                abi::HOST_NO_TRACE,
+                "not in flight"
+            );
+            correlation.invocation_started(&invocation, Timestamp::now());
+            assert_eq!(
+                (api.trace_context)(api.context, bytes(b"r1"), &raw mut out),
+                abi::HOST_CORRELATION_ONLY
+            );
+            assert_eq!(
+                (out.trace_id_high, out.trace_id_low),
+                (0, 3995693151288333088),
+                "the X-Ray trace id"
+            );
+            assert_ne!(out.span_id, 0);
+            let first = out;
+            (api.trace_context)(api.context, bytes(b"r1"), &raw mut out);
+            assert_eq!(out, first, "decided once");
+            let status = (api.trace_headers)(api.context, bytes(b"r1"), 0, Some(collect), (&raw mut headers).cast());
+            assert_eq!(status, abi::HOST_NO_TRACE, "nothing to continue");
+            assert_eq!(
+                (api.finish_span)(api.context, bytes(b"r1"), &raw_span(b"s", &[], &[])),
+                abi::HOST_NO_TRACE
+            );
         }
         assert!(headers.is_empty());
     }

@@ -54,8 +54,9 @@ pub struct ExecTelemetry {
 impl Telemetry {
     /// Starts what an exec child needs with tracing on: the universal-instrumentation and
     /// trace-agent endpoints, and logs injection. A port already taken is logged and skipped.
-    /// With tracing off, or with the Datadog Extension (which owns those ports), nothing is
-    /// started; the child's output is watched for OOM messages with enhanced metrics on.
+    /// With tracing off, or with the Datadog Extension (which owns those ports), no endpoint is
+    /// started (with tracing off, logs injection uses the correlation-only ids); the child's
+    /// output is watched for OOM messages with enhanced metrics on.
     pub async fn start_exec(&self, env: &Environment, addresses: ExecAddresses) -> ExecTelemetry {
         let mut output = OutputConfig::default();
         // The child's OOM messages count in out_of_memory (tracing on or off).
@@ -63,6 +64,10 @@ impl Telemetry {
             output = output.with_watch(watch);
         }
         let Some(traces) = &self.traces else {
+            // Tracing off: the lines still carry the seed's correlation ids, if logs injection is on.
+            if let Some(correlation) = &self.correlation {
+                output = output.with_rewriter(Arc::new(TraceLogRewriter::new(correlation.clone())));
+            }
             return ExecTelemetry { output, endpoints: None };
         };
         if traces.config().logs_injection {

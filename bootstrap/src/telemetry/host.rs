@@ -4,20 +4,33 @@ use std::sync::Arc;
 
 use super::metrics::custom::CustomMetricError;
 use super::metrics::{MetricValue, MetricsProcessor};
-use super::traces::{Span, TraceProcessor};
+use super::traces::{CorrelationOnly, Span, TraceProcessor};
 use crate::api_key::ApiKey;
 use crate::handler::{ActiveTraceContext, HostServices};
 
 /// [`HostServices`] over the sandbox's processors; tracing calls find no trace when
-/// `DD_TRACE_ENABLED` is off (`traces` is `None`).
+/// `DD_TRACE_ENABLED` is off (`traces` is `None`), only the log correlation ids of
+/// `correlation` when logs injection is on.
 pub struct TelemetryHost {
     metrics: Arc<MetricsProcessor>,
     traces: Option<Arc<TraceProcessor>>,
+    correlation: Option<Arc<CorrelationOnly>>,
 }
 
 impl TelemetryHost {
     pub fn new(metrics: Arc<MetricsProcessor>, traces: Option<Arc<TraceProcessor>>) -> Self {
-        Self { metrics, traces }
+        Self {
+            metrics,
+            traces,
+            correlation: None,
+        }
+    }
+
+    /// Adds the correlation-only ids (tracing off, logs injection on).
+    #[must_use]
+    pub fn with_correlation(mut self, correlation: Option<Arc<CorrelationOnly>>) -> Self {
+        self.correlation = correlation;
+        self
     }
 }
 
@@ -38,6 +51,16 @@ impl HostServices for TelemetryHost {
             trace_id_low: context.trace_id.low,
             span_id: context.parent_id,
             sampling_priority: context.sampling_priority.unwrap_or(1),
+        })
+    }
+
+    fn log_correlation(&self, request_id: &str) -> Option<ActiveTraceContext> {
+        let ids = self.correlation.as_ref()?.ids(request_id)?;
+        Some(ActiveTraceContext {
+            trace_id_high: ids.trace_id.high,
+            trace_id_low: ids.trace_id.low,
+            span_id: ids.span_id,
+            sampling_priority: ids.sampling_priority,
         })
     }
 

@@ -19,13 +19,15 @@ pub use exec::{ExecAddresses, ExecTelemetry};
 pub use host::TelemetryHost;
 
 use self::metrics::{MetricsConfig, MetricsOutputs, MetricsProcessor};
-use self::traces::{FunctionInfo, TraceConfig, TraceProcessor, TraceSink};
+use self::traces::{CorrelationOnly, FunctionInfo, TraceConfig, TraceProcessor, TraceSink};
 
 /// The telemetry processors of one sandbox.
 #[derive(Clone)]
 pub struct Telemetry {
     pub metrics: Arc<MetricsProcessor>,
     pub traces: Option<Arc<TraceProcessor>>,
+    /// With tracing off and `DD_LOGS_INJECTION` on: the ids log lines carry without a trace.
+    pub correlation: Option<Arc<CorrelationOnly>>,
 }
 
 impl Telemetry {
@@ -54,17 +56,27 @@ impl Telemetry {
                  the aws.lambda and inferred spans, so the bootstrap sends no span and leaves the child's log lines to its tracer"
             );
         }
+        // With tracing off, log lines still get the seed's correlation ids (§5.16). A child whose
+        // spans are left to the Extension has tracing on: its lines keep what its tracer wrote.
+        let correlation = (!trace_config.enabled && trace_config.logs_injection).then(|| {
+            let service = FunctionInfo::from_config(&config.function).service(&trace_config);
+            Arc::new(CorrelationOnly::new(trace_config.clone(), service))
+        });
         let traces = (trace_config.enabled && !left_to_extension).then(|| {
             let sink = TraceSink::choose(&trace_config, extension_agent);
             let function = FunctionInfo::from_config(&config.function).with_handler(config.handler.clone());
             Arc::new(TraceProcessor::new(trace_config, function, sink))
         });
-        Self { metrics, traces }
+        Self {
+            metrics,
+            traces,
+            correlation,
+        }
     }
 
     /// What a handler library may ask of telemetry (pass to `handler::load`).
     pub fn host_services(&self) -> Arc<dyn HostServices> {
-        Arc::new(TelemetryHost::new(self.metrics.clone(), self.traces.clone()))
+        Arc::new(TelemetryHost::new(self.metrics.clone(), self.traces.clone()).with_correlation(self.correlation.clone()))
     }
 
     /// Starts the DogStatsD listener for handlers and exec children (`127.0.0.1:DD_DOGSTATSD_PORT`)
@@ -85,6 +97,9 @@ impl Telemetry {
         let mut observers = Observers::default();
         if let Some(traces) = &self.traces {
             observers.push(traces.clone());
+        }
+        if let Some(correlation) = &self.correlation {
+            observers.push(correlation.clone());
         }
         observers.push(self.metrics.clone());
         observers

@@ -25,7 +25,7 @@ pub(crate) struct Invocation {
 #[derive(Clone, Copy, Debug)]
 enum TraceLookup {
     NotAsked,
-    /// Tracing is off, no host is attached, or the host has no trace for the request.
+    /// No host is attached, or the host has neither a trace nor correlation ids for the request.
     Absent,
     Present(RawTraceContext),
 }
@@ -50,10 +50,11 @@ impl Invocation {
         &self.request_id
     }
 
-    /// The invocation's trace context, asked of the host on the first call only.
+    /// The ids of the invocation's records (its trace context, or with tracing off the host's
+    /// correlation ids), asked of the host on the first call only.
     pub fn trace(&mut self) -> Option<RawTraceContext> {
         if let TraceLookup::NotAsked = self.trace {
-            self.trace = match host().and_then(|host| host.trace_context(&self.request_id)) {
+            self.trace = match host().and_then(|host| host.log_correlation(&self.request_id)) {
                 Some(context) => TraceLookup::Present(context),
                 None => TraceLookup::Absent,
             };

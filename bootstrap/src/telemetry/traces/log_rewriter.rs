@@ -1,6 +1,7 @@
 //! Logs injection for exec children (§7): each line of the child's stdout and stderr gets the
 //! `dd.trace_id` / `dd.span_id` of the invocation it belongs to, as [`super::logs::inject_line`]
-//! places them. Installed only when tracing and `DD_LOGS_INJECTION` are on.
+//! places them. Installed only when `DD_LOGS_INJECTION` is on: the ids come from the trace
+//! processor with tracing on, from [`CorrelationOnly`] with tracing off.
 //!
 //! Which invocation a line belongs to ([`TraceProcessor::log_correlation`]): the one the line
 //! names (the Lambda text format's request id field), else the only one in flight, else, with
@@ -11,17 +12,36 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use super::logs::inject_line;
+use super::correlation_only::CorrelationOnly;
+use super::logs::{inject_line, Correlation};
 use super::processor::TraceProcessor;
 use crate::handler::exec::output::{LineRewriter, OutputStream};
 
+/// Where a line's ids come from: the ids of the invocation a line belongs to (`request_id`:
+/// the one the line names), `None` when the line is to be left as it is.
+pub trait CorrelationSource: Send + Sync + 'static {
+    fn log_correlation(&self, request_id: Option<&str>) -> Option<Correlation>;
+}
+
+impl CorrelationSource for TraceProcessor {
+    fn log_correlation(&self, request_id: Option<&str>) -> Option<Correlation> {
+        TraceProcessor::log_correlation(self, request_id)
+    }
+}
+
+impl CorrelationSource for CorrelationOnly {
+    fn log_correlation(&self, request_id: Option<&str>) -> Option<Correlation> {
+        CorrelationOnly::log_correlation(self, request_id)
+    }
+}
+
 /// The [`LineRewriter`] of logs injection.
 pub struct TraceLogRewriter {
-    traces: Arc<TraceProcessor>,
+    traces: Arc<dyn CorrelationSource>,
 }
 
 impl TraceLogRewriter {
-    pub fn new(traces: Arc<TraceProcessor>) -> Self {
+    pub fn new(traces: Arc<dyn CorrelationSource>) -> Self {
         Self { traces }
     }
 }

@@ -4,6 +4,7 @@
 pub mod arn;
 pub mod children;
 pub mod config;
+pub mod correlation_only;
 pub mod durable;
 pub mod event;
 pub mod extract;
@@ -21,6 +22,7 @@ pub mod span;
 pub mod trigger;
 
 pub use config::{PropagationStyle, TraceConfig};
+pub use correlation_only::CorrelationOnly;
 pub use extract::{ContextSource, TraceContext};
 pub use forwarder::forwarder_line;
 pub use function_span::FunctionInfo;
