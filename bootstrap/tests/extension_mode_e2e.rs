@@ -356,6 +356,20 @@ async fn with_universal_instrumentation_the_function_span_is_left_to_the_extensi
         let datagrams = dogstatsd.receive_until(Vec::new(), |d| d.iter().any(|l| metric_name(l) == latency));
         assert!(datagrams.iter().any(|l| metric_name(l) == latency), "{datagrams:#?}");
     }
+    // A 5xx answer to an HTTP trigger: the Extension counts it in `errors` from the body the
+    // child posts to end-invocation, so the bootstrap must not count it a second time.
+    let reply = emulator.invoke(r#"{"requestContext":{"stage":"prod"},"statusCode":500}"#).await;
+    assert_eq!(reply.json()["statusCode"], 500, "{}", reply.text());
+    request_ids.push(reply.header("x-amzn-requestid").unwrap().to_owned());
+    lifecycle.wait_for(6);
+    let latency = "aws.lambda.enhanced.response_latency";
+    let datagrams = dogstatsd.receive_until(Vec::new(), |d| d.iter().any(|l| metric_name(l) == latency));
+    assert!(datagrams.iter().any(|l| metric_name(l) == latency), "{datagrams:#?}");
+    assert!(
+        !datagrams.iter().any(|l| metric_name(l) == "aws.lambda.enhanced.errors"),
+        "the Extension counts this error; the bootstrap counted it too: {datagrams:#?}"
+    );
+
     let traces = agent.traces().await;
     assert!(traces.is_empty(), "the bootstrap sent spans the Extension makes: {traces:#?}");
 

@@ -34,8 +34,10 @@ impl Telemetry {
     /// Builds every processor; call inside the tokio runtime before the handler's init, so the
     /// API key lookup runs beside it.
     pub fn from_config(config: &Config) -> Self {
-        let metrics_config = MetricsConfig::from_env(&config.env);
+        let mut metrics_config = MetricsConfig::from_env(&config.env);
         let extension_present = metrics_config.extension_present;
+        let child_tells_extension = exec::function_span_left_to_extension(&config.env, extension_present, crate::handler::is_exec(config));
+        metrics_config.http_errors_counted_by_extension = child_tells_extension;
         // The Extension's DogStatsD and trace agent, on the ports `DD_DOGSTATSD_PORT` and
         // `DD_APM_RECEIVER_PORT` move (8125, 8126), the same settings that move our own listeners.
         // `DD_UNIVERSAL_INSTRUMENTATION_PORT` moves 8124, where `DD_LOCAL_TEST` asks it to flush.
@@ -48,8 +50,7 @@ impl Telemetry {
         let extension_agent = extension_present.then_some(extension_ports.trace_agent);
         let metrics = MetricsProcessor::new(metrics_config, &config.env, outputs);
         let trace_config = TraceConfig::from_env(&config.env);
-        let left_to_extension =
-            trace_config.enabled && exec::function_span_left_to_extension(&config.env, extension_present, crate::handler::is_exec(config));
+        let left_to_extension = trace_config.enabled && child_tells_extension;
         if left_to_extension {
             tracing::info!(
                 "DD_UNIVERSAL_INSTRUMENTATION is on with the Datadog Extension: the child's tracer and the Extension make \

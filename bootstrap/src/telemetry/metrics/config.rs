@@ -92,6 +92,11 @@ pub struct MetricsConfig {
     /// `DD_DOGSTATSD_PORT` (default 8125): where the bootstrap's DogStatsD listener binds on
     /// 127.0.0.1 when no Extension owns that port.
     pub dogstatsd_port: u16,
+    /// An exec child's tracer tells the Datadog Extension of each invocation
+    /// (`DD_UNIVERSAL_INSTRUMENTATION`, see `telemetry::exec`): the Extension then counts an HTTP
+    /// trigger's 5xx answer in `errors` itself, so the bootstrap does not. Set by the caller;
+    /// `false` from the environment alone.
+    pub http_errors_counted_by_extension: bool,
 }
 
 impl MetricsConfig {
@@ -140,6 +145,7 @@ impl MetricsConfig {
                 .non_empty("DD_DOGSTATSD_PORT")
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(DEFAULT_DOGSTATSD_PORT),
+            http_errors_counted_by_extension: false,
             region,
         }
     }

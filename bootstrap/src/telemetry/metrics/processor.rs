@@ -368,6 +368,7 @@ impl MetricsProcessor {
         measured
             .into_iter()
             .filter(|m| m.metric.sent_by_bootstrap(self.config.transport, m.reason))
+            .filter(|m| !(self.config.http_errors_counted_by_extension && m.reason == enhanced::Reason::HttpServerError))
             .map(|m| {
                 let all = if m.extra_tags.is_empty() {
                     Arc::clone(with_layer)
