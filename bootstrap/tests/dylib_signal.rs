@@ -252,3 +252,41 @@ async fn a_crash_during_init_ends_the_process_as_before() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stack_overflow_on_a_runtime_worker_is_answered_too() {
+    // With several invocations at once, handlers run on the multi-thread runtime's workers,
+    // whose alternate stacks are std's own.
+    let function = Function::start(
+        "stack_overflow",
+        &[("DD_FLUSH_TO_LOG", "true"), ("AWS_LAMBDA_MAX_CONCURRENCY", "2")],
+        &[],
+    );
+    let reply = function.invoke(r#"{"overflow": true}"#).await;
+    let id = request_id(&reply);
+    assert_eq!(error_of(&reply), exit_error(&id, "signal: aborted (stack overflow)"));
+    assert_one_answer_then_death_by(&function, "aborted").await;
+    assert!(function.stderr().contains("thread 'tokio-rt-worker'"), "{}", function.stderr());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stack_overflow_on_a_thread_the_library_spawned_still_ends_the_process() {
+    // The library's own copy of std gives its threads no alternate stack, so the kernel cannot
+    // run any handler there: the process dies of SIGSEGV, unanswered by us, as before; Lambda
+    // (the emulator) answers, and the next invocation is served.
+    let function = Function::start("stack_overflow", &forwarder(), &[]);
+    let reply = tokio::time::timeout(Duration::from_secs(30), function.invoke(r#"{"overflow": true, "thread": true}"#))
+        .await
+        .expect("the invoke hangs");
+    let id = request_id(&reply);
+    let message = error_of(&reply)["errorMessage"].as_str().unwrap().to_owned();
+    // `(core dumped)` may follow where core dumps are on.
+    assert!(
+        message.starts_with(&format!("RequestId: {id} Error: Runtime exited with error: signal: segmentation fault")),
+        "{message}"
+    );
+    let stats = function.emulator.stats().await;
+    assert_eq!(stats["answers_delivered"], 0, "{stats}");
+    let reply = function.invoke(r#"{"overflow": false}"#).await;
+    assert_eq!(reply.json(), json!({"overflow": false}));
+}
