@@ -80,6 +80,7 @@ fn wait_for_byte(fd: libc::c_int) -> bool {
 }
 
 #[inline(never)]
+#[expect(clippy::large_stack_arrays, reason = "the point is to fault in this much of the stack")]
 fn touch_stack() {
     let mut pages = [0u8; 64 * 1024];
     for page in pages.chunks_mut(4096) {
