@@ -282,7 +282,9 @@ async fn a_stack_overflow_on_a_thread_the_library_spawned_still_ends_the_process
     let message = error_of(&reply)["errorMessage"].as_str().unwrap().to_owned();
     // `(core dumped)` may follow where core dumps are on.
     assert!(
-        message.starts_with(&format!("RequestId: {id} Error: Runtime exited with error: signal: segmentation fault")),
+        message.starts_with(&format!(
+            "RequestId: {id} Error: Runtime exited with error: signal: segmentation fault"
+        )),
         "{message}"
     );
     let stats = function.emulator.stats().await;

@@ -6,7 +6,12 @@
 //! two signal frames deep on it (`SIGSEGV`, then `SIGABRT` from inside std's handler), and a
 //! signal frame alone can take more than 3 KiB on a CPU with AVX-512 (the kernel's
 //! `AT_MINSIGSTKSZ`): 8 KiB is not enough. The handler's own frames are small (the report
-//! itself runs on another thread, `reporter`), so a fixed 64 KiB is ample.
+//! itself runs on another thread, `reporter`), so a fixed 64 KiB is ample. (Measured with std's
+//! 8 KiB on a runtime worker, debug build: the invocation was answered, then the handler
+//! overflowed the alternate stack and the process died of `SIGSEGV` instead of `SIGABRT`.)
+//!
+//! The main thread gets it at install; any other thread that calls handlers on its first
+//! invocation (`watch`).
 use std::io;
 
 /// The usable size; one guard page below it catches an overflow of the alternate stack itself.

@@ -93,18 +93,6 @@ pub fn install(endpoint: &Endpoint, metrics: &MetricsConfig) -> Result<AbortRepo
     Ok(AbortReporting { statics })
 }
 
-/// Enlarges the calling thread's alternate signal stack, so that a stack overflow in a handler
-/// it calls is reported: for the threads that call handlers besides the one that called
-/// [`install`] (a multi-thread runtime's workers, with `AWS_LAMBDA_MAX_CONCURRENCY` above 1;
-/// e.g. tokio's `on_thread_start`). Once per thread, at its start; never fails the thread.
-pub fn prepare_thread() {
-    if let Err(err) = altstack::enlarge_for_this_thread() {
-        tracing::debug!(
-            "cannot enlarge this thread's alternate signal stack ({err}): a stack overflow in a handler it calls may go unreported"
-        );
-    }
-}
-
 impl AbortReporting {
     /// `handler`, with each invocation watched while it runs.
     pub fn watch(&self, handler: Arc<dyn Handler>) -> Arc<dyn Handler> {

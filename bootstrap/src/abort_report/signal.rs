@@ -117,23 +117,35 @@ pub fn install(prepared: Prepared) -> Result<(), InstallError> {
         tracing::warn!("cannot enlarge the alternate signal stack ({err}): a stack overflow in the handler may go unreported");
     }
     for signal in SIGNALS {
-        // A fault may be a stack overflow: only the alternate stack is left to run on.
-        let on_stack = if signal == libc::SIGABRT { 0 } else { libc::SA_ONSTACK };
-        // SAFETY: a zeroed sigaction is valid; we fill in a handler of the SA_SIGINFO type and
-        // an empty mask, and pass valid pointers.
-        let installed = unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = our_handler();
-            action.sa_flags = libc::SA_SIGINFO | on_stack;
-            libc::sigemptyset(&raw mut action.sa_mask);
-            libc::sigaction(signal, &raw const action, std::ptr::null_mut())
-        };
-        if installed != 0 {
+        if !set_action(signal, our_handler(), flags_for(signal)) {
             let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
             return Err(InstallError { signal, errno });
         }
     }
     Ok(())
+}
+
+/// `SA_SIGINFO`, and for a fault `SA_ONSTACK`: it may be a stack overflow, with only the
+/// alternate stack left to run on.
+fn flags_for(signal: libc::c_int) -> libc::c_int {
+    if signal == libc::SIGABRT {
+        libc::SA_SIGINFO
+    } else {
+        libc::SA_SIGINFO | libc::SA_ONSTACK
+    }
+}
+
+/// Sets `signal`'s disposition, with an empty mask; whether `sigaction` took it. Signal-safe.
+fn set_action(signal: libc::c_int, handler: libc::sighandler_t, flags: libc::c_int) -> bool {
+    // SAFETY: a zeroed sigaction is valid; we fill in the handler, its flags and an empty mask,
+    // and pass valid pointers.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler;
+        action.sa_flags = flags;
+        libc::sigemptyset(&raw mut action.sa_mask);
+        libc::sigaction(signal, &raw const action, std::ptr::null_mut()) == 0
+    }
 }
 
 extern "C" fn on_fatal(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
@@ -151,6 +163,9 @@ extern "C" fn on_fatal(signal: libc::c_int, info: *mut libc::siginfo_t, context:
             // It handled the signal (std's restores the default action when it does not).
             return;
         }
+        // It gave up; until the report is done, another thread's fault waits for it here
+        // instead of ending the process by the default action.
+        set_action(signal, our_handler(), flags_for(signal));
     }
     let found = match Fault::from_signal(signal) {
         Some(fault) => Cause::Fault(fault),
@@ -166,7 +181,8 @@ extern "C" fn on_fatal(signal: libc::c_int, info: *mut libc::siginfo_t, context:
             wait_for_report();
         }
     } else {
-        if !reporter::hand_over(found) {
+        // On the reporter itself (a signal sent to the process landed there), report in place.
+        if reporter::is_current_thread() || !reporter::hand_over(found) {
             in_flight::report(&installed.prepared, found, thread);
         }
         REPORTED.store(true, Ordering::Release);
@@ -207,11 +223,7 @@ fn wait_for_report() {
 /// so it is delivered, and ends the process, as the handler returns (a fault would also recur
 /// when its instruction runs again).
 fn die(signal: libc::c_int) {
-    // SAFETY: a zeroed sigaction with SIG_DFL (0) is the default disposition.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = libc::SIG_DFL;
-        libc::sigaction(signal, &raw const action, std::ptr::null_mut());
-        libc::raise(signal);
-    }
+    set_action(signal, libc::SIG_DFL, 0);
+    // SAFETY: raises a signal in this thread.
+    unsafe { libc::raise(signal) };
 }
