@@ -32,8 +32,8 @@ static INSTALLED: OnceLock<Installed> = OnceLock::new();
 /// Set by the first thread into the report; another thread dying meanwhile waits for it.
 static ENTERED: AtomicBool = AtomicBool::new(false);
 static REPORTED: AtomicBool = AtomicBool::new(false);
-/// The thread running a replaced handler (std's): an abort from inside it is std's answer to a
-/// stack overflow.
+/// The thread running the replaced handler of `SIGSEGV` or `SIGBUS` (std's): an abort from
+/// inside it is std's answer to a stack overflow.
 static IN_PREVIOUS: AtomicI32 = AtomicI32::new(0);
 /// How long a second dying thread waits for the first one's report.
 const WAIT_FOR_REPORT: Duration = Duration::from_secs(5);
@@ -155,10 +155,14 @@ extern "C" fn on_fatal(signal: libc::c_int, info: *mut libc::siginfo_t, context:
     };
     let thread = alloc_failure::current_thread();
     if let Some(previous) = installed.previous.iter().find(|p| p.signal == signal && p.is_function()) {
-        let outer = IN_PREVIOUS.swap(thread, Ordering::AcqRel);
+        // Only std's handler of a memory fault aborts for a stack overflow.
+        let may_overflow = signal == libc::SIGSEGV || signal == libc::SIGBUS;
+        let outer = may_overflow.then(|| IN_PREVIOUS.swap(thread, Ordering::AcqRel));
         // SAFETY: in the handler of `signal`, with the kernel's arguments.
         unsafe { previous.call(info, context) };
-        IN_PREVIOUS.store(outer, Ordering::Release);
+        if let Some(outer) = outer {
+            IN_PREVIOUS.store(outer, Ordering::Release);
+        }
         if is_still_ours(signal) {
             // It handled the signal (std's restores the default action when it does not).
             return;
