@@ -115,14 +115,31 @@ fn divide_by_zero() {
 }
 
 fn bus_error() {
-    // SAFETY: a memory file of size 0 mapped one page long: reading the page is past the end of
-    // the file, which the kernel answers with SIGBUS.
+    // An empty file mapped one page long: reading the page is past the end of the file, which
+    // the kernel answers with SIGBUS. (No `memfd_create`: the packaged library needs glibc 2.26.)
+    let path = std::env::temp_dir().join(format!("handlers-example-bus-error-{}", std::process::id()));
+    // Readable: a mapping with PROT_READ needs it.
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path);
+    let Ok(file) = opened else {
+        return;
+    };
+    // SAFETY: maps a file we own, read-only, and reads its first byte: the fault is the point.
     unsafe {
-        let fd = libc::memfd_create(c"bus-error".as_ptr(), 0);
-        if fd < 0 {
-            return;
-        }
-        let page = libc::mmap(std::ptr::null_mut(), 4096, libc::PROT_READ, libc::MAP_SHARED, fd, 0);
+        let page = libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            std::os::fd::AsRawFd::as_raw_fd(&file),
+            0,
+        );
+        // The mapping outlives the name.
+        let _ = std::fs::remove_file(&path);
         if page != libc::MAP_FAILED {
             std::ptr::read_volatile(page.cast::<u8>());
         }

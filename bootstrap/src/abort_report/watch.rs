@@ -1,6 +1,6 @@
 //! The handler decorator that watches each invocation while the handler runs: the request id
-//! and the invocation's metric tags are put where the `SIGABRT` handler finds them, and taken
-//! away as soon as the handler returns.
+//! and the invocation's metric tags are put where the handler of fatal signals finds them, and
+//! taken away as soon as the handler returns.
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
