@@ -21,10 +21,14 @@
 //! | `async_logs` | [`LogsEvent`] JSON | one record from the handler, one from a task spawned with `sdk::logging::in_invocation`, one from a task spawned without; same answer |
 //! | `alloc_failure` | `{"bytes": N, "sleep_ms": M}` | sleeps M ms (default 0), allocates N bytes: `{"allocated": N}`, or, when the allocator refuses (e.g. `4611686018427387904`), Rust's allocation failure: the process aborts |
 //! | `abort` | `{"abort": bool}` | `std::process::abort()` when `abort` is true (a C library's abort, a double panic); else `{"aborted": false}` |
+//! | `segfault` | `{"segfault": bool, "sleep_ms": M, "thread": bool}` | sleeps M ms, then a write through an invalid pointer (`SIGSEGV`; on a spawned thread with `thread`) when `segfault` is true; else `{"segfault": false}` |
+//! | `stack_overflow` | `{"overflow": bool, "thread": bool}` | unbounded recursion (on a spawned thread with `thread`): std prints the overflow and aborts; else `{"overflow": false}` |
+//! | `fault` | `{"signal": "SIGILL" \| "SIGFPE" \| "SIGBUS" \| "SIGSEGV"}` | that fault, caused as machine code causes it (see [`faults::fault`]) |
 //!
 //! The init function installs `sdk::logging` (records go to stdout with the invocation's trace
-//! ids); it fails when `HANDLERS_EXAMPLE_INIT=fail` and panics when it is `panic`, so the
-//! bootstrap's init-error path can be exercised.
+//! ids); it fails when `HANDLERS_EXAMPLE_INIT=fail`, panics when it is `panic` and writes
+//! through an invalid pointer when it is `segfault`, so the bootstrap's init-error path and a
+//! crash during init can be exercised.
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Condvar, Mutex};
@@ -58,8 +62,13 @@ sdk::handler!(raw logs);
 sdk::handler!(async async_logs);
 sdk::handler!(alloc_failure);
 sdk::handler!(abort);
+sdk::handler!(faults::segfault as segfault);
+sdk::handler!(faults::stack_overflow as stack_overflow);
+sdk::handler!(faults::fault as fault);
 
-/// The variable the init function reads: `fail` or `panic` make init fail.
+pub mod faults;
+
+/// The variable the init function reads: `fail` or `panic` make init fail, `segfault` crashes it.
 pub const INIT_MODE_VARIABLE: &str = "HANDLERS_EXAMPLE_INIT";
 
 /// Runs once at load: installs the sdk's logger, then behaves as [`INIT_MODE_VARIABLE`] says.
@@ -68,13 +77,18 @@ pub fn init() -> Result<(), ExampleError> {
     init_in_mode(std::env::var(INIT_MODE_VARIABLE).ok().as_deref())
 }
 
-/// `fail` returns an error, `panic` panics, anything else succeeds.
+/// `fail` returns an error, `panic` panics, `segfault` kills the process (`SIGSEGV`), anything
+/// else succeeds.
 ///
 /// # Panics
 ///
 /// With `panic`, on purpose.
 pub fn init_in_mode(mode: Option<&str>) -> Result<(), ExampleError> {
     match mode {
+        Some("segfault") => {
+            faults::write_to_an_invalid_address();
+            Ok(())
+        }
         Some("fail") => Err(ExampleError(format!("init failed because {INIT_MODE_VARIABLE}=fail"))),
         Some("panic") => panic!("init panicked because {INIT_MODE_VARIABLE}=panic"),
         _ => Ok(()),

@@ -3,7 +3,6 @@
 //!
 //! Written from inside an allocator and read from a signal handler, so it is two atomics and
 //! nothing else: no allocation, no lock.
-use std::cell::Cell;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
 /// The refused size, valid while `FAILED_THREAD` is not 0.
@@ -39,21 +38,6 @@ pub fn current_thread() -> i32 {
     unsafe { libc::syscall(libc::SYS_gettid) as i32 }
 }
 
-thread_local! {
-    /// [`current_thread`], asked once per thread (0: not yet).
-    static THREAD_ID: Cell<i32> = const { Cell::new(0) };
-}
-
-/// [`current_thread`] without a system call after the thread's first (not for signal handlers).
-pub fn current_thread_cached() -> i32 {
-    THREAD_ID.with(|id| {
-        if id.get() == 0 {
-            id.set(current_thread());
-        }
-        id.get()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,7 +53,6 @@ mod tests {
         assert_eq!(elsewhere, None, "another thread's abort is not this allocation's");
         forget();
         assert_eq!(failed_on_this_thread(), None);
-        assert_eq!(current_thread_cached(), current_thread());
-        assert_ne!(std::thread::spawn(current_thread_cached).join().unwrap(), current_thread());
+        assert_ne!(std::thread::spawn(current_thread).join().unwrap(), current_thread());
     }
 }

@@ -1,37 +1,49 @@
-//! Answering the invocation when the process aborts.
+//! Answering the invocation when the process dies of a signal.
 //!
 //! A handler library runs inside the bootstrap's process. When it aborts (`SIGABRT`: Rust's
-//! allocation failure, `std::process::abort()`, a double panic, a C library's `abort()`), the
-//! bootstrap dies with it, and the invocation would get no answer from us, no `errors` metric,
-//! nothing. Here, a `SIGABRT` handler (`signal`) answers every invocation in flight with
+//! allocation failure, `std::process::abort()`, a double panic, a C library's `abort()`, std's
+//! answer to a stack overflow) or faults (`SIGSEGV`, `SIGBUS`, `SIGILL`, `SIGFPE`), the bootstrap
+//! dies with it, and the invocation would get no answer from us, no `errors` metric, nothing.
+//! Here, a handler of those signals (`signal`) has every invocation in flight answered with
 //! `/error` before the process ends, as Lambda words a runtime that exited:
 //!
 //! - after a failed allocation on the aborting thread (told by the reporting allocators,
 //!   [`record_alloc_failure`]): `Runtime.OutOfMemory`, `... signal: aborted (memory allocation
 //!   of N bytes failed)`, and `aws.lambda.enhanced.out_of_memory` counted;
-//! - otherwise: `Runtime.ExitError`, `RequestId: <id> Error: Runtime exited with error: signal:
-//!   aborted`;
+//! - after a stack overflow (std's handler aborts): `Runtime.ExitError`, `... signal: aborted
+//!   (stack overflow)`;
+//! - a fault: `Runtime.ExitError`, `RequestId: <id> Error: Runtime exited with error: signal:
+//!   segmentation fault` (`bus error`, `illegal instruction`, `floating point exception`);
+//! - otherwise: `Runtime.ExitError`, `... signal: aborted`.
 //!
-//! Then, with a bounded wait, a task on the telemetry thread reports the invocation to the
-//! metrics and trace processors as an answered error (`last_words`): every enhanced metric
-//! (`errors`, `out_of_memory` by the routing table), the custom metrics waiting for their flush,
-//! the trace with the error. Should that task not get to the metrics (its thread stuck, or the
-//! one aborting), the signal handler prints the `invocations`, `errors` and `out_of_memory`
-//! lines itself where the processor would have (stdout; the Extension counts them itself from
-//! the error type). Then the default action ends the process and Lambda starts a new sandbox.
-//! One line on stderr says what was answered and what was lost.
+//! The report runs on a thread of its own (`reporter`), so the signal handler needs almost no
+//! stack (a stack overflow leaves it only the alternate stack, `altstack`). Then, with a
+//! bounded wait, a task on the telemetry thread reports the invocation to the metrics and trace
+//! processors as an answered error (`last_words`): every enhanced metric (`errors`,
+//! `out_of_memory` by the routing table), the custom metrics waiting for their flush, the trace
+//! with the error. Should that task not get to the metrics (its thread stuck, or the one dying),
+//! the report prints the `invocations`, `errors` and `out_of_memory` lines itself where the
+//! processor would have (stdout; the Extension counts them itself from the error type). Then the
+//! signal's default action ends the process and Lambda starts a new sandbox. One line on stderr
+//! says what was answered and what was lost. With no invocation in flight (init, between
+//! invocations) nothing is answered: one line says so and the process ends as it would have.
 //!
-//! With several invocations in flight, the failed allocation is the cause of the one whose
-//! handler runs on the aborting thread; the others are answered `Runtime.ExitError`.
+//! With several invocations in flight, the failed allocation (or overflowed stack) is the cause
+//! of the one whose handler runs on the dying thread; the others are answered with the signal
+//! that ends the process.
 //!
 //! Per invocation the cost is a slot armed and disarmed (`slots`): two compare-and-swaps, a
 //! copy of the request id, an `Arc` clone and a clock read (the wrapper future aside);
-//! everything else is prepared at start (`prepared`) or once per tag set (`watch`).
+//! everything else is prepared at start (`prepared`, the reporter thread, the alternate stack)
+//! or once per tag set (`watch`).
 mod alloc_failure;
+mod altstack;
 mod cause;
+mod in_flight;
 mod last_words;
 mod prepared;
 mod report;
+mod reporter;
 mod signal;
 mod slots;
 mod stack_buf;
@@ -60,14 +72,15 @@ pub enum InstallError {
     Signal(#[from] SignalError),
 }
 
-/// The `SIGABRT` handler is installed; [`AbortReporting::watch`] the handler so its
+/// The handler of fatal signals is installed; [`AbortReporting::watch`] the handler so its
 /// invocations are answered.
 pub struct AbortReporting {
     statics: Option<StaticTags>,
 }
 
-/// Installs the `SIGABRT` handler for the Runtime API at `endpoint`, printing the metric lines
-/// `metrics` asks for. Call once at start, before the handler is loaded.
+/// Installs the handler of `SIGABRT`, `SIGSEGV`, `SIGBUS`, `SIGILL` and `SIGFPE` for the Runtime
+/// API at `endpoint`, printing the metric lines `metrics` asks for. Call once at start, before
+/// the handler is loaded, on the thread that calls it (its alternate signal stack is enlarged).
 pub fn install(endpoint: &Endpoint, metrics: &MetricsConfig) -> Result<AbortReporting, InstallError> {
     let lines = LineSet::for_config(metrics);
     signal::install(prepared::Prepared::new(endpoint, lines)?)?;

@@ -1,4 +1,4 @@
-//! The emergency report of an aborting process, built and sent with async-signal-safe calls
+//! The emergency report of a dying process (an abort, a fault), built and sent with async-signal-safe calls
 //! only: text in stack buffers, `socket`/`connect`/`write`/`read` for the Runtime API's
 //! `/error`, `write` for the metric lines on stdout and the log line on stderr.
 pub use super::cause::Cause;
@@ -11,14 +11,22 @@ use crate::telemetry::metrics::enhanced::EnhancedMetric;
 const POST_TIMEOUT_SECS: libc::time_t = 2;
 
 /// `{"errorMessage":...,"errorType":...,"stackTrace":[]}` worded as Lambda words a runtime
-/// that exited: `RequestId: <id> Error: Runtime exited with error: signal: aborted`, with the
-/// failed allocation after it when that is the cause.
+/// that exited: `RequestId: <id> Error: Runtime exited with error: signal: aborted` (or
+/// `segmentation fault`, `bus error`, ...), with the failed allocation or the stack overflow
+/// after it when that is the cause.
 pub fn error_body<const N: usize>(out: &mut StackBuf<N>, request_id: &[u8], cause: Cause) {
     out.push(b"{\"errorMessage\":\"RequestId: ")
         .push_json_text(request_id)
-        .push(b" Error: Runtime exited with error: signal: aborted");
-    if let Cause::OutOfMemory { size } = cause {
-        out.push(b" (memory allocation of ").push_u64(size as u64).push(b" bytes failed)");
+        .push(b" Error: Runtime exited with error: signal: ")
+        .push(cause.signal_description().as_bytes());
+    match cause {
+        Cause::OutOfMemory { size } => {
+            out.push(b" (memory allocation of ").push_u64(size as u64).push(b" bytes failed)");
+        }
+        Cause::StackOverflow => {
+            out.push(b" (stack overflow)");
+        }
+        Cause::Aborted | Cause::Fault(_) => {}
     }
     out.push(b"\",\"errorType\":\"")
         .push(cause.error_type().as_bytes())
@@ -181,6 +189,7 @@ pub fn epoch_seconds() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::abort_report::cause::Fault;
     use crate::runtime_api::{Endpoint, ErrorBody};
     use crate::sinks::forwarder_lines::format_line;
     use crate::telemetry::metrics::MetricPoint;
@@ -198,6 +207,19 @@ mod tests {
             "RequestId: 8476a536-e9f4-11e8-9739-2dfe598c3fcd Error: Runtime exited with error: signal: aborted (memory allocation of 1099511627776 bytes failed)"
         );
         assert!(body.stack_trace.is_empty());
+        for (cause, message) in [
+            (Cause::StackOverflow, "signal: aborted (stack overflow)"),
+            (Cause::Fault(Fault::Segmentation), "signal: segmentation fault"),
+            (Cause::Fault(Fault::Bus), "signal: bus error"),
+            (Cause::Fault(Fault::IllegalInstruction), "signal: illegal instruction"),
+            (Cause::Fault(Fault::FloatingPoint), "signal: floating point exception"),
+        ] {
+            let mut text = StackBuf::<512>::new();
+            error_body(&mut text, ID, cause);
+            let body: ErrorBody = serde_json::from_slice(text.as_bytes()).unwrap();
+            let expected = format!("RequestId: 8476a536-e9f4-11e8-9739-2dfe598c3fcd Error: Runtime exited with error: {message}");
+            assert_eq!(body, ErrorBody::new("Runtime.ExitError", &expected));
+        }
         let mut aborted = StackBuf::<512>::new();
         error_body(&mut aborted, ID, Cause::Aborted);
         let body: ErrorBody = serde_json::from_slice(aborted.as_bytes()).unwrap();

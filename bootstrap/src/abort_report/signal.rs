@@ -1,202 +1,233 @@
-//! The `SIGABRT` handler: installed once at start, it answers every invocation in flight, gives
-//! the telemetry task ([`super::last_words`]) its bounded time, prints the metric lines if that
-//! task never took them on, logs what it did, then lets the default action end the process.
+//! The handler of the signals that end the process: `SIGABRT`, and the faults `SIGSEGV`,
+//! `SIGBUS`, `SIGILL`, `SIGFPE`. Installed once at start, it has every invocation in flight
+//! answered and reported (by the reporter thread, [`super::reporter`]), then restores the
+//! default action and raises the signal again, so the process ends by it and Lambda sees the
+//! true cause.
 //!
-//! Everything it runs is async-signal-safe: the abort may come from inside `malloc` (a heap
+//! It chains to the handler it replaced. For `SIGSEGV` and `SIGBUS` that is std's: when the
+//! fault is in a thread's stack guard page, std prints `thread '<name>' has overflowed its
+//! stack` and aborts; the `SIGABRT` that follows, raised from inside std's handler, is reported
+//! as a stack overflow. Any other fault std hands back (it restores the default action and
+//! returns), and it is reported as the fault it is. A handler installed later (a handler
+//! library's own) chains to this one the same way, or handles its faults itself.
+//!
+//! Everything it runs is async-signal-safe: the signal may come from inside `malloc` (a heap
 //! found corrupt) with its lock held, or from a thread holding any of our locks, so it
-//! allocates nothing and locks nothing: atomics, stack buffers and system calls only.
-use std::sync::atomic::{AtomicBool, Ordering};
+//! allocates nothing and locks nothing: atomics and system calls only. It uses little stack,
+//! since on a stack overflow it runs on the thread's alternate stack ([`super::altstack`]).
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use super::cause::{Cause, Fault};
 use super::prepared::Prepared;
-use super::report::{self, Cause};
-use super::stack_buf::StackBuf;
-use super::{alloc_failure, last_words, slots};
+use super::{alloc_failure, altstack, in_flight, last_words, reporter};
+
+/// The signals handled, `SIGABRT` first.
+const SIGNALS: [libc::c_int; 5] = [libc::SIGABRT, libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE];
 
 /// What the handler uses, set once by [`install`]. A signal handler cannot be handed anything,
 /// so this is the one place it looks.
-static PREPARED: OnceLock<Prepared> = OnceLock::new();
-/// Set by the first thread into the handler; another thread aborting meanwhile waits for it.
+static INSTALLED: OnceLock<Installed> = OnceLock::new();
+/// Set by the first thread into the report; another thread dying meanwhile waits for it.
 static ENTERED: AtomicBool = AtomicBool::new(false);
 static REPORTED: AtomicBool = AtomicBool::new(false);
-/// How long a second aborting thread waits for the first one's report.
+/// The thread running the replaced handler of `SIGSEGV` or `SIGBUS` (std's): an abort from
+/// inside it is std's answer to a stack overflow.
+static IN_PREVIOUS: AtomicI32 = AtomicI32::new(0);
+/// How long a second dying thread waits for the first one's report.
 const WAIT_FOR_REPORT: Duration = Duration::from_secs(5);
 
-/// `sigaction` refused the handler.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot install the SIGABRT handler (errno {0})")]
-pub struct InstallError(i32);
+struct Installed {
+    prepared: Prepared,
+    /// The handlers replaced, by signal.
+    previous: [Previous; SIGNALS.len()],
+}
 
-/// Installs the handler with `prepared`; a second call keeps the first one's.
-pub fn install(prepared: Prepared) -> Result<(), InstallError> {
-    if PREPARED.set(prepared).is_err() {
-        return Ok(());
+/// A replaced disposition: `SIG_DFL`, `SIG_IGN` or a function.
+#[derive(Clone, Copy)]
+struct Previous {
+    signal: libc::c_int,
+    handler: libc::sighandler_t,
+    flags: libc::c_int,
+}
+
+impl Previous {
+    fn is_function(self) -> bool {
+        self.handler != libc::SIG_DFL && self.handler != libc::SIG_IGN
     }
-    let handler: extern "C" fn(libc::c_int) = on_abort;
-    // SAFETY: a zeroed sigaction is valid; we fill in a handler of the right type and an empty
-    // mask, and pass valid pointers.
-    let installed = unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = handler as libc::sighandler_t;
-        libc::sigemptyset(&raw mut action.sa_mask);
-        libc::sigaction(libc::SIGABRT, &raw const action, std::ptr::null_mut())
-    };
-    if installed == 0 {
-        Ok(())
-    } else {
-        Err(InstallError(std::io::Error::last_os_error().raw_os_error().unwrap_or(0)))
+
+    /// Calls the replaced handler as the kernel would have.
+    ///
+    /// # Safety
+    /// In a signal handler for `self.signal`, with the kernel's `info` and `context`.
+    unsafe fn call(self, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
+        // SAFETY: `handler` was installed by sigaction for this signal, with SA_SIGINFO telling
+        // which of the two signatures it has.
+        unsafe {
+            if self.flags & libc::SA_SIGINFO != 0 {
+                let handler = std::mem::transmute::<libc::sighandler_t, extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void)>(
+                    self.handler,
+                );
+                handler(self.signal, info, context);
+            } else {
+                let handler = std::mem::transmute::<libc::sighandler_t, extern "C" fn(libc::c_int)>(self.handler);
+                handler(self.signal);
+            }
+        }
     }
 }
 
-extern "C" fn on_abort(_signal: libc::c_int) {
+/// `sigaction` refused the handler of a signal.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot install the handler of signal {signal} (errno {errno})")]
+pub struct InstallError {
+    signal: libc::c_int,
+    errno: i32,
+}
+
+/// Installs the handler with `prepared`; a second call keeps the first one's. Call it on the
+/// thread that calls the handler library (its alternate stack is enlarged).
+pub fn install(prepared: Prepared) -> Result<(), InstallError> {
+    let mut previous = SIGNALS.map(|signal| Previous {
+        signal,
+        handler: libc::SIG_DFL,
+        flags: 0,
+    });
+    for entry in &mut previous {
+        // SAFETY: reads the current disposition into a zeroed sigaction.
+        unsafe {
+            let mut current: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(entry.signal, std::ptr::null(), &raw mut current) == 0 {
+                entry.handler = current.sa_sigaction;
+                entry.flags = current.sa_flags;
+            }
+        }
+    }
+    if INSTALLED.set(Installed { prepared, previous }).is_err() {
+        return Ok(());
+    }
+    let Some(installed) = INSTALLED.get() else {
+        return Ok(());
+    };
+    if let Err(err) = reporter::start(&installed.prepared) {
+        tracing::warn!("cannot start the thread that reports a dying process ({err}): the signal handler reports itself, which a stack overflow may not leave it the stack for");
+    }
+    if let Err(err) = altstack::enlarge_for_this_thread() {
+        tracing::warn!("cannot enlarge the alternate signal stack ({err}): a stack overflow in the handler may go unreported");
+    }
+    for signal in SIGNALS {
+        if !set_action(signal, our_handler(), flags_for(signal)) {
+            let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+            return Err(InstallError { signal, errno });
+        }
+    }
+    Ok(())
+}
+
+/// `SA_SIGINFO`, and for a fault `SA_ONSTACK`: it may be a stack overflow, with only the
+/// alternate stack left to run on.
+fn flags_for(signal: libc::c_int) -> libc::c_int {
+    if signal == libc::SIGABRT {
+        libc::SA_SIGINFO
+    } else {
+        libc::SA_SIGINFO | libc::SA_ONSTACK
+    }
+}
+
+/// Sets `signal`'s disposition, with an empty mask; whether `sigaction` took it. Signal-safe.
+fn set_action(signal: libc::c_int, handler: libc::sighandler_t, flags: libc::c_int) -> bool {
+    // SAFETY: a zeroed sigaction is valid; we fill in the handler, its flags and an empty mask,
+    // and pass valid pointers.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler;
+        action.sa_flags = flags;
+        libc::sigemptyset(&raw mut action.sa_mask);
+        libc::sigaction(signal, &raw const action, std::ptr::null_mut()) == 0
+    }
+}
+
+extern "C" fn on_fatal(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
+    let Some(installed) = INSTALLED.get() else {
+        die(signal);
+        return;
+    };
+    let thread = alloc_failure::current_thread();
+    if let Some(previous) = installed.previous.iter().find(|p| p.signal == signal && p.is_function()) {
+        // Only std's handler of a memory fault aborts for a stack overflow.
+        let may_overflow = signal == libc::SIGSEGV || signal == libc::SIGBUS;
+        let outer = may_overflow.then(|| IN_PREVIOUS.swap(thread, Ordering::AcqRel));
+        // SAFETY: in the handler of `signal`, with the kernel's arguments.
+        unsafe { previous.call(info, context) };
+        if let Some(outer) = outer {
+            IN_PREVIOUS.store(outer, Ordering::Release);
+        }
+        if is_still_ours(signal) {
+            // It handled the signal (std's restores the default action when it does not).
+            return;
+        }
+        // It gave up; until the report is done, another thread's fault waits for it here
+        // instead of ending the process by the default action.
+        set_action(signal, our_handler(), flags_for(signal));
+    }
+    let found = match Fault::from_signal(signal) {
+        Some(fault) => Cause::Fault(fault),
+        None if IN_PREVIOUS.load(Ordering::Acquire) == thread => Cause::StackOverflow,
+        None => alloc_failure::failed_on_this_thread().map_or(Cause::Aborted, |size| Cause::OutOfMemory { size }),
+    };
     if ENTERED.swap(true, Ordering::AcqRel) {
         // Another thread is reporting (maybe waiting for the task this thread ran): it stops
-        // waiting, finishes with what is signal-safe, and the process goes.
+        // waiting, finishes with what is signal-safe, and the process goes. The reporter
+        // itself failing has nobody to wait for.
         last_words::give_up();
-        let step = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 10_000_000,
-        };
-        for _ in 0..WAIT_FOR_REPORT.as_millis() / 10 {
-            if REPORTED.load(Ordering::Acquire) {
-                break;
-            }
-            // SAFETY: sleeps; `step` is a valid timespec.
-            unsafe { libc::nanosleep(&raw const step, std::ptr::null_mut()) };
+        if !reporter::is_current_thread() {
+            wait_for_report();
         }
     } else {
-        if let Some(prepared) = PREPARED.get() {
-            report_in_flight(prepared);
+        // On the reporter itself (a signal sent to the process landed there), report in place.
+        if reporter::is_current_thread() || !reporter::hand_over(found) {
+            in_flight::report(&installed.prepared, found, thread);
         }
         REPORTED.store(true, Ordering::Release);
     }
-    // SAFETY: restores the default action and raises the signal again. It is blocked while this
-    // handler runs, so it is delivered, and ends the process, as the handler returns.
+    die(signal);
+}
+
+/// [`on_fatal`]'s address, as `sigaction` holds it.
+fn our_handler() -> libc::sighandler_t {
+    let handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) = on_fatal;
+    handler as libc::sighandler_t
+}
+
+/// Whether `signal` is still handled by [`on_fatal`].
+fn is_still_ours(signal: libc::c_int) -> bool {
+    // SAFETY: reads the current disposition into a zeroed sigaction.
     unsafe {
-        libc::signal(libc::SIGABRT, libc::SIG_DFL);
-        libc::raise(libc::SIGABRT);
+        let mut current: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &raw mut current) == 0 && current.sa_sigaction == our_handler()
     }
 }
 
-/// Answers every invocation in flight first (what matters most), then gives the telemetry task
-/// its bounded time, prints the lines if it never took them on, and logs what happened.
-///
-/// A failed allocation is the cause of the invocation whose handler runs on the aborting
-/// thread; the others in flight (`AWS_LAMBDA_MAX_CONCURRENCY`) merely end with the process.
-/// When none runs there (a thread the handler spawned, the bootstrap's own), all share it.
-fn report_in_flight(prepared: &Prepared) {
-    let found = alloc_failure::failed_on_this_thread().map_or(Cause::Aborted, |size| Cause::OutOfMemory { size });
-    let aborting = alloc_failure::current_thread();
-    let mut count = 0;
-    slots::claim_all(|_| count += 1);
-    if count == 0 {
-        let _ = report::write_all(
-            libc::STDERR_FILENO,
-            b"bootstrap: the process aborted (SIGABRT) while no invocation was in flight; nothing to answer\n",
-        );
-        return;
+fn wait_for_report() {
+    let step = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 10_000_000,
+    };
+    for _ in 0..WAIT_FOR_REPORT.as_millis() / 10 {
+        if REPORTED.load(Ordering::Acquire) {
+            break;
+        }
+        // SAFETY: sleeps; `step` is a valid timespec.
+        unsafe { libc::nanosleep(&raw const step, std::ptr::null_mut()) };
     }
-    let mut on_this_thread = false;
-    slots::for_each_claimed(|invocation| on_this_thread |= invocation.thread == aborting);
-    let mut posted = [None; slots::SLOT_COUNT];
-    let mut index = 0;
-    slots::for_each_claimed(|invocation| {
-        let cause = if !on_this_thread || invocation.thread == aborting {
-            found
-        } else {
-            Cause::Aborted
-        };
-        invocation.decide(cause);
-        if let Some(slot) = posted.get_mut(index) {
-            *slot = Some(answer(prepared, invocation.request_id, invocation.invocation_id, cause));
-        }
-        index += 1;
-    });
-    last_words::wake_and_wait();
-    let handler_lines = prepared.lines.any() && last_words::handler_prints_lines();
-    let telemetry_sent = last_words::finished();
-    let mut index = 0;
-    slots::for_each_claimed(|invocation| {
-        let cause = invocation.cause();
-        let mut lines_written = false;
-        if handler_lines {
-            let mut lines = StackBuf::<4096>::new();
-            report::metric_lines(&mut lines, prepared.lines, cause, report::epoch_seconds(), invocation.tags);
-            lines_written = !lines.is_empty() && !lines.overflowed() && report::write_all(libc::STDOUT_FILENO, lines.as_bytes()).is_ok();
-        }
-        let telemetry = if telemetry_sent {
-            Telemetry::Sent
-        } else if lines_written {
-            Telemetry::LinesOnly
-        } else {
-            Telemetry::Incomplete
-        };
-        let result = posted
-            .get(index)
-            .copied()
-            .flatten()
-            .unwrap_or(Err(report::PostError { step: "build", errno: 0 }));
-        log(invocation.request_id, cause, result, telemetry);
-        index += 1;
-    });
 }
 
-/// Posts the invocation's `/error`; the Runtime API's status, or what failed.
-fn answer(prepared: &Prepared, request_id: &[u8], invocation_id: &[u8], cause: Cause) -> Result<u16, report::PostError> {
-    let mut body = StackBuf::<1024>::new();
-    report::error_body(&mut body, request_id, cause);
-    let mut request = StackBuf::<4096>::new();
-    report::error_request(&mut request, prepared, request_id, invocation_id, cause, body.as_bytes());
-    if request.overflowed() || body.overflowed() {
-        return Err(report::PostError { step: "build", errno: 0 });
-    }
-    report::post(prepared, request.as_bytes())
-}
-
-/// What became of an aborted invocation's telemetry.
-#[derive(Clone, Copy)]
-enum Telemetry {
-    /// The task reported it as any failed invocation: metrics, custom metrics, trace.
-    Sent,
-    /// Only the enhanced lines the signal handler printed.
-    LinesOnly,
-    /// The task started but did not finish in time (or nothing is printed in this mode).
-    Incomplete,
-}
-
-/// One line on stderr saying what happened to the invocation and what could not be saved.
-fn log(request_id: &[u8], cause: Cause, posted: Result<u16, report::PostError>, telemetry: Telemetry) {
-    let mut line = StackBuf::<1024>::new();
-    line.push(b"bootstrap: the process aborted (SIGABRT) during invocation ")
-        .push(request_id);
-    if let Cause::OutOfMemory { size } = cause {
-        line.push(b" after an allocation of ").push_u64(size as u64).push(b" bytes failed");
-    }
-    line.push(b"; ");
-    match posted {
-        Ok(status) => {
-            line.push(b"answered it as ")
-                .push(cause.error_type().as_bytes())
-                .push(b" (Runtime API status ")
-                .push_u64(u64::from(status))
-                .push(b")");
-        }
-        Err(err) => {
-            line.push(b"could not answer it as ")
-                .push(cause.error_type().as_bytes())
-                .push(b" (")
-                .push(err.step.as_bytes())
-                .push(b" failed, errno ")
-                .push_u64(err.errno.unsigned_abs().into())
-                .push(b")");
-        }
-    }
-    line.push(match telemetry {
-        Telemetry::Sent => b"; its metrics and trace were sent as for any failed invocation" as &[u8],
-        Telemetry::LinesOnly => b"; its enhanced metrics are printed, custom metrics and trace data not yet sent are lost",
-        Telemetry::Incomplete => b"; custom metrics and trace data not yet sent may be lost",
-    });
-    line.push(b". The process ends; Lambda starts a new one.\n");
-    let _ = report::write_all(libc::STDERR_FILENO, line.as_bytes());
+/// Restores the default action and raises `signal` again. It is blocked while its handler runs,
+/// so it is delivered, and ends the process, as the handler returns (a fault would also recur
+/// when its instruction runs again).
+fn die(signal: libc::c_int) {
+    set_action(signal, libc::SIG_DFL, 0);
+    // SAFETY: raises a signal in this thread.
+    unsafe { libc::raise(signal) };
 }

@@ -1,4 +1,4 @@
-//! The invocations in flight, as the `SIGABRT` handler needs them: fixed slots in a static, each
+//! The invocations in flight, as the fatal-signal report needs them: fixed slots in a static, each
 //! holding a copy of the request id (and Lambda Managed Instances' invocation id) and the
 //! invocation's pre-serialised metric tags, plus the invocation itself ([`Pending`]) for the
 //! telemetry that runs after the signal-safe part ([`super::last_words`]).
@@ -30,7 +30,7 @@ pub struct Slot {
     state: AtomicU8,
     /// The kernel thread that calls the handler.
     thread: AtomicI32,
-    /// The cause the signal handler answered with: 0 none yet, 1 aborted, 2 out of memory.
+    /// The cause the signal handler answered with, as [`Cause::encode`] makes it (0: none yet).
     cause_kind: AtomicU8,
     cause_size: AtomicUsize,
     request_id: UnsafeCell<[u8; ID_CAPACITY]>,
@@ -153,11 +153,8 @@ pub struct Claimed<'a> {
 impl Claimed<'_> {
     /// Records the cause it is answered with, for the telemetry task (signal-safe).
     pub fn decide(&self, cause: Cause) {
-        let (kind, size) = match cause {
-            Cause::Aborted => (1, 0),
-            Cause::OutOfMemory { size } => (2, size),
-        };
-        self.slot.cause_size.store(size, Ordering::Relaxed);
+        let (kind, detail) = cause.encode();
+        self.slot.cause_size.store(detail, Ordering::Relaxed);
         self.slot.cause_kind.store(kind, Ordering::Release);
     }
 
@@ -168,12 +165,8 @@ impl Claimed<'_> {
 }
 
 fn cause_of(slot: &Slot) -> Cause {
-    match slot.cause_kind.load(Ordering::Acquire) {
-        2 => Cause::OutOfMemory {
-            size: slot.cause_size.load(Ordering::Relaxed),
-        },
-        _ => Cause::Aborted,
-    }
+    let kind = slot.cause_kind.load(Ordering::Acquire);
+    Cause::decode(kind, slot.cause_size.load(Ordering::Relaxed))
 }
 
 /// A claimed slot's fields.

@@ -1,10 +1,11 @@
 //! The handler decorator that watches each invocation while the handler runs: the request id
-//! and the invocation's metric tags are put where the `SIGABRT` handler finds them, and taken
-//! away as soon as the handler returns.
+//! and the invocation's metric tags are put where the handler of fatal signals finds them, and
+//! taken away as soon as the handler returns.
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::{alloc_failure, slots};
+use super::{alloc_failure, altstack, slots};
 use crate::handler::{BoxFuture, Handler, HandlerOutcome, Invocation, TimedOutcome};
 use crate::lifecycle::{InitReport, Timestamp};
 use crate::telemetry::metrics::tags::{enhanced_tags, layer_tag, StaticTags};
@@ -54,6 +55,29 @@ fn serialise(mut tags: Vec<String>) -> &'static [u8] {
     Box::leak(json.into_boxed_slice())
 }
 
+thread_local! {
+    /// [`calling_thread`]'s answer (0: not asked yet on this thread).
+    static CALLING_THREAD: Cell<i32> = const { Cell::new(0) };
+}
+
+/// The kernel id of the thread that calls the handler, asked once per thread. That first time
+/// the thread also gets the larger alternate signal stack, so that a stack overflow in a handler
+/// it calls can be reported (`altstack`): the main thread has it from `install`, a multi-thread
+/// runtime's workers get it here, at no cost to the invocations that follow.
+fn calling_thread() -> i32 {
+    CALLING_THREAD.with(|id| {
+        if id.get() == 0 {
+            if let Err(err) = altstack::enlarge_for_this_thread() {
+                tracing::debug!(
+                    "cannot enlarge this thread's alternate signal stack ({err}): a stack overflow in a handler it calls may go unreported"
+                );
+            }
+            id.set(alloc_failure::current_thread());
+        }
+        id.get()
+    })
+}
+
 /// A handler whose invocations are answered even if the process aborts while it runs.
 pub struct Watched {
     inner: Arc<dyn Handler>,
@@ -85,7 +109,7 @@ impl Watched {
             cold_start,
             started: Timestamp::now(),
         };
-        let thread = alloc_failure::current_thread_cached();
+        let thread = calling_thread();
         slots::arm(&context.request_id, context.invocation_id.as_deref(), tags, thread, pending)
     }
 }
