@@ -21,22 +21,29 @@ pub fn forwarder_line(spans: &[Span]) -> String {
 }
 
 fn write_span(out: &mut String, span: &Span) {
-    let _ = write!(
-        out,
-        "{{\"trace_id\": \"{:016X}\", \"parent_id\": \"{:016X}\", \"span_id\": \"{:016X}\", ",
-        span.trace_id.low, span.parent_id, span.span_id
-    );
+    for (key, id) in [
+        ("{\"trace_id\": \"", span.trace_id.low),
+        ("\", \"parent_id\": \"", span.parent_id),
+        ("\", \"span_id\": \"", span.span_id),
+    ] {
+        out.push_str(key);
+        push_upper_hex(out, id);
+    }
+    out.push_str("\", ");
     for (key, value) in [("service", &span.service), ("resource", &span.resource), ("name", &span.name)] {
         write_string(out, key);
         out.push_str(": ");
         write_string(out, value);
         out.push_str(", ");
     }
-    let _ = write!(
-        out,
-        "\"error\": {}, \"start\": {}, \"duration\": {}, \"meta\": {{",
-        span.error, span.start_ns, span.duration_ns
-    );
+    let mut number = itoa::Buffer::new();
+    out.push_str("\"error\": ");
+    out.push_str(number.format(span.error));
+    out.push_str(", \"start\": ");
+    out.push_str(number.format(span.start_ns));
+    out.push_str(", \"duration\": ");
+    out.push_str(number.format(span.duration_ns));
+    out.push_str(", \"meta\": {");
     for (i, (key, value)) in span.meta.iter().enumerate() {
         if i > 0 {
             out.push_str(", ");
@@ -88,6 +95,17 @@ fn write_link(out: &mut String, link: &SpanLink) {
     out.push_str("}}");
 }
 
+/// 16 upper-case hex digits, as `{:016X}` writes them, without the formatting machinery (six
+/// ids per trace line).
+fn push_upper_hex(out: &mut String, id: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    let mut hex = [0u8; 16];
+    for (i, digit) in hex.iter_mut().enumerate() {
+        *digit = DIGITS[((id >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    out.extend(hex.iter().map(|&d| char::from(d)));
+}
+
 /// Integral values as integers (`1`, as ddtrace writes `_sampling_priority_v1`), others in
 /// their shortest form.
 fn write_number(out: &mut String, value: f64) {
@@ -98,15 +116,23 @@ fn write_number(out: &mut String, value: f64) {
     }
 }
 
+/// Bytes copied as they are: printable ASCII but `"` and `\`.
+static PLAIN: [bool; 256] = {
+    let mut plain = [false; 256];
+    let mut b = 0x20;
+    while b < 0x7f {
+        plain[b] = b != b'"' as usize && b != b'\\' as usize;
+        b += 1;
+    }
+    plain
+};
+
 /// A JSON string with every non-ASCII character escaped, as `json.dumps` does by default.
 fn write_string(out: &mut String, value: &str) {
     out.push('"');
     // Runs of printable ASCII (nearly every byte of a span) are copied whole.
     let mut rest = value;
-    while let Some(at) = rest
-        .bytes()
-        .position(|b| !(b.is_ascii() && !b.is_ascii_control() && b != b'"' && b != b'\\'))
-    {
+    while let Some(at) = rest.bytes().position(|b| !PLAIN[usize::from(b)]) {
         out.push_str(&rest[..at]);
         let Some(c) = rest[at..].chars().next() else { break };
         rest = &rest[at + c.len_utf8()..];

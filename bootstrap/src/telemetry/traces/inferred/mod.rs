@@ -69,16 +69,16 @@ pub fn infer(
     default_service: &str,
     handler_start_ns: i64,
 ) -> Option<InferredSpans> {
-    let draft = draft(event, *source, input)?;
+    let mut draft = draft(event, *source, input)?;
     let synchronicity = draft.synchronicity;
     let mut parent_id = parent.span_id;
-    let upstream = draft.upstream.as_ref().map(|(hop, end_ns)| {
-        let mut span = to_span(hop, parent.trace_id, parent_id, default_service, handler_start_ns);
-        span.finish_at(*end_ns);
+    let upstream = draft.upstream.take().map(|(hop, end_ns)| {
+        let mut span = to_span(*hop, parent.trace_id, parent_id, default_service, handler_start_ns);
+        span.finish_at(end_ns);
         parent_id = span.span_id;
         span
     });
-    let span = to_span(&draft, parent.trace_id, parent_id, default_service, handler_start_ns);
+    let span = to_span(draft, parent.trace_id, parent_id, default_service, handler_start_ns);
     Some(InferredSpans {
         span,
         synchronicity,
@@ -86,13 +86,17 @@ pub fn infer(
     })
 }
 
-fn to_span(draft: &Draft, trace_id: TraceId, parent_id: u64, default_service: &str, handler_start_ns: i64) -> Span {
+fn to_span(draft: Draft, trace_id: TraceId, parent_id: u64, default_service: &str, handler_start_ns: i64) -> Span {
     let mut span = Span::new(draft.name, trace_id, random_id(), parent_id);
-    span.service = draft.service.clone().unwrap_or_else(|| default_service.to_owned());
-    span.resource.clone_from(&draft.resource);
+    span.service = draft.service.unwrap_or_else(|| default_service.to_owned());
+    span.resource = draft.resource;
     draft.span_type.clone_into(&mut span.span_type);
     span.start_ns = draft.start_ns.unwrap_or(handler_start_ns);
-    span.meta.extend(draft.tags.clone());
+    if span.meta.is_empty() {
+        span.meta = draft.tags;
+    } else {
+        span.meta.extend(draft.tags);
+    }
     span.set_meta("_dd.origin", "lambda");
     span.set_meta("_inferred_span.synchronicity", draft.synchronicity.as_str());
     span.set_meta("_inferred_span.tag_source", "self");
