@@ -76,6 +76,9 @@ pub const API_MODE: &[(&str, &str)] = &[
     ("DD_SERVICE", "bench"),
 ];
 
+/// Distinct tag sets the `a-custom` case's custom metric rotates over.
+pub const CUSTOM_TAG_SETS: u32 = 100;
+
 /// How long the slow intake of the `api-slow` case waits before it answers (issue 7).
 pub const SLOW_INTAKE_DELAY_MS: u64 = 200;
 
@@ -304,12 +307,19 @@ pub fn catalogue(layout: &Layout) -> Vec<Case> {
         dylib_case("a-off", "bootstrap + echo dylib, telemetry off", TELEMETRY_OFF, "echo"),
         dylib_case("a-metrics", "bootstrap + echo dylib, enhanced metrics only", METRICS_ONLY, "echo"),
         dylib_case("a-tracing", "bootstrap + echo dylib, tracing only", TRACING_ONLY, "echo"),
-        dylib_case(
-            "a-custom",
-            "bootstrap + metric dylib, all on + custom metric",
-            TELEMETRY_ON,
-            "metric",
-        ),
+        {
+            let mut case = dylib_case(
+                "a-custom",
+                "bootstrap + metric dylib, all on + custom metric, 100 tag sets",
+                TELEMETRY_ON,
+                "metric",
+            );
+            // One custom metric per invoke, its tags rotating over 100 distinct sets (issue 5:
+            // peak RSS after 10k invokes with 100 distinct custom-metric tag sets).
+            case.env
+                .push(("HANDLERS_EXAMPLE_METRIC_TAG_SETS".to_owned(), CUSTOM_TAG_SETS.to_string()));
+            case
+        },
         Case {
             intake_delay_ms: Some(0),
             goals: CaseGoals::default(),
@@ -409,6 +419,16 @@ mod tests {
         let handler = a.env.iter().find(|(k, _)| k == "DD_LAMBDA_HANDLER").unwrap();
         assert_eq!(handler.1, "/repo/target/release/libhandlers_example.so:echo");
         assert!(a.env.contains(&("DD_TRACE_ENABLED".to_owned(), "true".to_owned())));
+    }
+
+    #[test]
+    fn the_custom_metric_case_rotates_over_a_hundred_tag_sets() {
+        let all = catalogue(&layout());
+        let custom = &select(&all, &["a-custom".to_owned()]).unwrap()[0];
+        assert!(custom
+            .env
+            .contains(&("HANDLERS_EXAMPLE_METRIC_TAG_SETS".to_owned(), "100".to_owned())));
+        assert!(custom.env.iter().any(|(k, v)| k == "DD_LAMBDA_HANDLER" && v.ends_with(":metric")));
     }
 
     #[test]

@@ -382,10 +382,23 @@ pub struct MetricEvent {
     pub name: Option<String>,
     /// The value: an integer stays an integer (default `1.0`).
     pub value: Option<serde_json::Number>,
-    /// The tags (default `["tag:a"]`).
+    /// The tags (default `["tag:a"]`, or one of [`TAG_SETS_VARIABLE`]'s rotating sets).
     pub tags: Option<Vec<String>>,
     /// Send from a thread the handler spawns rather than the handler's own thread.
     pub from_thread: bool,
+}
+
+/// With this variable set to N, a [`metric`] event without tags gets the next of N distinct tag
+/// sets (`set:0` ... `set:<N-1>`, in turn): the bench's case for the memory the aggregation of
+/// many series takes.
+pub const TAG_SETS_VARIABLE: &str = "HANDLERS_EXAMPLE_METRIC_TAG_SETS";
+
+fn rotating_tags() -> Option<Vec<String>> {
+    static SETS: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let sets = (*SETS.get_or_init(|| std::env::var(TAG_SETS_VARIABLE).ok()?.trim().parse().ok().filter(|&n| n > 0)))?;
+    let set = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % sets;
+    Some(vec![format!("set:{set}")])
 }
 
 /// Sends one custom metric with `sdk::lambda_metric` and says whether the sdk accepted it.
@@ -399,7 +412,7 @@ pub fn metric(event: Option<MetricEvent>, _: Context) -> Result<Value, Diagnosti
         },
         None => sdk::MetricValue::Float(1.0),
     };
-    let tags = event.tags.unwrap_or_else(|| vec!["tag:a".to_owned()]);
+    let tags = event.tags.or_else(rotating_tags).unwrap_or_else(|| vec!["tag:a".to_owned()]);
     let send = move || sdk::lambda_metric(&name, value, &tags, None);
     let result = if event.from_thread {
         std::thread::spawn(send)
