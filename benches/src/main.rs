@@ -18,7 +18,7 @@
 //! - (a) `bootstrap` + the `echo` export of `libhandlers_example.so`, all telemetry on
 //!   (Forwarder mode: enhanced metrics, tracing, logs injection); `a-off` all off;
 //!   `a-metrics` enhanced metrics only; `a-tracing` tracing only; `a-custom` the `metric`
-//!   export (one custom metric per invoke) with all on;
+//!   export (one custom metric per invoke, tags rotating over 100 sets) with all on;
 //! - (b) `lambda-runtime-echo`, AWS's `lambda_runtime` crate, run directly by the emulator;
 //! - (c) `bare-loop`, a runtime that only does `/next` -> `/response` (the floor);
 //! - (d) `lambda-runtime-echo` behind our bootstrap (exec mode), telemetry on;
