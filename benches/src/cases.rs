@@ -17,6 +17,7 @@ pub const DEFAULT_CASES: &[&str] = &[
     "a-metrics",
     "a-tracing",
     "a-custom",
+    "a-api",
     "b",
     "c",
     "d",
@@ -147,9 +148,11 @@ pub struct Case {
     /// What the function answers (checked during the warm-up).
     pub answer: Answer,
     /// Cases that flush to a local Datadog intake the bench starts, answering after this many
-    /// ms. They run apart, paced (see `timing::run_paced`), so a flush never overlaps the next
-    /// invoke and the figure is the caller's response latency alone.
+    /// ms.
     pub intake_delay_ms: Option<u64>,
+    /// Run apart, paced (see `timing::run_paced`), so a flush never overlaps the next invoke and
+    /// the figure is the caller's response latency alone (the slow-intake pair).
+    pub paced: bool,
 }
 
 impl Case {
@@ -205,6 +208,12 @@ pub fn comparisons() -> Vec<Comparison> {
             "a-off",
             Some(1.10),
             "tracing + inferred span + logs injection on vs off (issue 6)",
+        ),
+        ratio(
+            "a-api",
+            "a-off",
+            Some(1.05),
+            "enhanced metrics on in Datadog API mode (a local intake) vs off (issue 5)",
         ),
         ratio(
             "a-custom",
@@ -288,6 +297,7 @@ pub fn catalogue(layout: &Layout) -> Vec<Case> {
         prerequisites: vec![built("bootstrap", &bootstrap), built("the example dylib", &dylib)],
         answer: Answer::Echo,
         intake_delay_ms: None,
+        paced: false,
     };
     let dylib_case = |id, title, pairs: &[(&str, &str)], export: &str| Case {
         id,
@@ -321,12 +331,20 @@ pub fn catalogue(layout: &Layout) -> Vec<Case> {
             case
         },
         Case {
+            // Run with the others: what enhanced metrics cost per invoke in API mode, where the
+            // function's own custom metrics (none here) would go to the intake.
             intake_delay_ms: Some(0),
+            ..dylib_case("a-api", "bootstrap + echo dylib, enhanced metrics, API mode", API_MODE, "echo")
+        },
+        Case {
+            intake_delay_ms: Some(0),
+            paced: true,
             goals: CaseGoals::default(),
             ..dylib_case("api-fast", "metric dylib, API mode, instant intake", API_MODE, "metric")
         },
         Case {
             intake_delay_ms: Some(SLOW_INTAKE_DELAY_MS),
+            paced: true,
             goals: CaseGoals::default(),
             ..dylib_case("api-slow", "metric dylib, API mode, 200 ms intake", API_MODE, "metric")
         },
@@ -468,6 +486,13 @@ mod tests {
 
         let (fast, slow) = (get("api-fast"), get("api-slow"));
         assert_eq!((fast.intake_delay_ms, slow.intake_delay_ms), (Some(0), Some(200)));
+        assert!(fast.paced && slow.paced);
+        let api = get("a-api");
+        assert!(!api.paced && api.intake_delay_ms == Some(0));
+        assert_eq!(flag(&api, "DD_LAMBDA_HANDLER"), flag(&on, "DD_LAMBDA_HANDLER"));
+        assert_eq!(flag(&api, "DD_FLUSH_TO_LOG").as_deref(), Some("false"));
+        assert_eq!(flag(&api, "DD_ENHANCED_METRICS").as_deref(), Some("true"));
+        assert_eq!(flag(&api, "DD_TRACE_ENABLED").as_deref(), Some("false"));
         assert_eq!(fast.env, slow.env);
         assert_eq!(flag(&slow, "DD_FLUSH_TO_LOG").as_deref(), Some("false"));
         assert!(flag(&slow, "DD_LAMBDA_HANDLER").unwrap().ends_with(":metric"));

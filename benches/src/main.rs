@@ -18,7 +18,8 @@
 //! - (a) `bootstrap` + the `echo` export of `libhandlers_example.so`, all telemetry on
 //!   (Forwarder mode: enhanced metrics, tracing, logs injection); `a-off` all off;
 //!   `a-metrics` enhanced metrics only; `a-tracing` tracing only; `a-custom` the `metric`
-//!   export (one custom metric per invoke, tags rotating over 100 sets) with all on;
+//!   export (one custom metric per invoke, tags rotating over 100 sets) with all on; `a-api`
+//!   enhanced metrics in Datadog API mode against a local intake (run with the others);
 //! - (b) `lambda-runtime-echo`, AWS's `lambda_runtime` crate, run directly by the emulator;
 //! - (c) `bare-loop`, a runtime that only does `/next` -> `/response` (the floor);
 //! - (d) `lambda-runtime-echo` behind our bootstrap (exec mode), telemetry on;
@@ -74,7 +75,7 @@ struct Cli {
     #[arg(long, default_value = "bench-results")]
     out: PathBuf,
     /// Cases to run, comma separated [default: every case; with --long: a]. Known: a, a-off,
-    /// a-metrics, a-tracing, a-custom, b, c, d, e, e-direct, f, api-fast, api-slow.
+    /// a-metrics, a-tracing, a-custom, a-api, b, c, d, e, e-direct, f, api-fast, api-slow.
     #[arg(long, value_delimiter = ',')]
     cases: Option<Vec<String>>,
     /// The memory-growth run: 100 000 invokes of case a (unless --cases / --invocations say
@@ -160,7 +161,7 @@ fn run(cli: &Cli) -> Result<(), BenchError> {
             intakes.push((case.id, intake));
         }
         match Subject::start(&emulator, &case, &plan) {
-            Ok(subject) if case.intake_delay_ms.is_some() => paced.push(subject),
+            Ok(subject) if case.paced => paced.push(subject),
             Ok(subject) => subjects.push(subject),
             Err(err) => {
                 eprintln!("[bench] skipping case {}: {err}", case.id);

@@ -31,6 +31,7 @@ fn case(id: &'static str, command: &str) -> Case {
         prerequisites: Vec::new(),
         answer: Answer::Echo,
         intake_delay_ms: None,
+        paced: false,
     }
 }
 
