@@ -258,7 +258,7 @@ fn case_goal_lines(case: &CaseResult) -> Vec<String> {
     }
     if let Some(requests) = case.intake_requests {
         lines.push(format!(
-            "{}: the local intake answered {requests} requests ({} paced invokes)",
+            "{}: the local intake answered {requests} requests ({} invokes)",
             case.id, case.latency.count
         ));
     }
