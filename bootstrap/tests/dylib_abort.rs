@@ -12,74 +12,24 @@ mod emulator_support;
 #[path = "common/function.rs"]
 mod function;
 
+#[path = "common/crash.rs"]
+mod crash;
+
 #[path = "traces_support/mod.rs"]
 mod traces_support;
 
-use emulator_support::{wait_for_stat, Reply};
+use crash::{
+    assert_a_fresh_process_serves, assert_one_answer_then_the_process_ended, count, error_of, forwarder, request_id, runtime_pid, ERRORS,
+    INVOCATIONS, OOM,
+};
+use emulator_support::wait_for_stat;
 use function::{has_tag, name, tags, Function};
-use serde_json::Value;
 
 /// Far beyond any address space: every allocator refuses it, whatever the overcommit policy.
 const HUGE: u64 = 1 << 62;
 
-const OOM: &str = "aws.lambda.enhanced.out_of_memory";
-const ERRORS: &str = "aws.lambda.enhanced.errors";
-const INVOCATIONS: &str = "aws.lambda.enhanced.invocations";
-
-fn forwarder() -> [(&'static str, &'static str); 1] {
-    [("DD_FLUSH_TO_LOG", "true")]
-}
-
-fn count(function: &Function, metric: &str) -> usize {
-    function.metric_lines().iter().filter(|l| name(l) == metric).count()
-}
-
-/// The error body the invoke got, after checking it was delivered as a function error.
-fn error_of(reply: &Reply) -> Value {
-    assert_eq!(reply.header("X-Amz-Function-Error"), Some("Unhandled"), "{}", reply.text());
-    reply.json()
-}
-
-fn request_id(reply: &Reply) -> String {
-    reply.header("x-amzn-requestid").unwrap().to_owned()
-}
-
 async fn stat(function: &Function, field: &str) -> u64 {
     function.emulator.stats().await[field].as_u64().unwrap()
-}
-
-async fn runtime_pid(function: &Function) -> u64 {
-    function.emulator.stats().await["runtime_pid"].as_u64().unwrap()
-}
-
-/// After an abort: the runtime exited, was not asked to, and the answer was the only one.
-async fn assert_one_answer_then_the_process_ended(function: &Function) {
-    wait_for_stat(&function.emulator, "runtime_exits", 1).await;
-    let stats = function.emulator.stats().await;
-    assert_eq!(stats["answers_delivered"], 1, "{stats}");
-    assert_eq!(stats["answers_refused"], 0, "a second answer was attempted: {stats}");
-    assert_eq!(stats["function_errors"], 1, "{stats}");
-    assert_eq!(stats["runtime_starts"], 1, "{stats}");
-}
-
-/// The next invocation is served, by a new process on a cold start.
-async fn assert_a_fresh_process_serves(function: &Function, event: &str, answer: Value, old_pid: u64) {
-    let reply = function.invoke(event).await;
-    assert!(reply.header("X-Amz-Function-Error").is_none(), "{}", reply.text());
-    assert_eq!(reply.json(), answer);
-    let stats = function.emulator.stats().await;
-    assert_eq!(stats["runtime_starts"], 2, "{stats}");
-    assert_ne!(stats["runtime_pid"].as_u64(), Some(old_pid), "{stats}");
-    assert_eq!(stats["answers_delivered"], 2, "{stats}");
-    let start = std::time::Instant::now();
-    while count(function, INVOCATIONS) < 2 {
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(10),
-            "the fresh process printed no invocations line:\n{}",
-            function.emulator.stdout.text()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,40 +14,21 @@ mod emulator_support;
 #[path = "common/function.rs"]
 mod function;
 
+#[path = "common/crash.rs"]
+mod crash;
+
 #[path = "traces_support/mod.rs"]
 mod traces_support;
 
 use std::time::{Duration, Instant};
 
-use emulator_support::{wait_for_stat, Reply};
+use crash::{
+    assert_a_fresh_process_serves, assert_one_answer_then_the_process_ended, count, error_of, forwarder, request_id, runtime_pid, ERRORS,
+    INVOCATIONS, OOM,
+};
+use emulator_support::wait_for_stat;
 use function::{has_tag, name, Function};
 use serde_json::{json, Value};
-
-const OOM: &str = "aws.lambda.enhanced.out_of_memory";
-const ERRORS: &str = "aws.lambda.enhanced.errors";
-const INVOCATIONS: &str = "aws.lambda.enhanced.invocations";
-
-fn forwarder() -> [(&'static str, &'static str); 1] {
-    [("DD_FLUSH_TO_LOG", "true")]
-}
-
-fn count(function: &Function, metric: &str) -> usize {
-    function.metric_lines().iter().filter(|l| name(l) == metric).count()
-}
-
-/// The error body the invoke got, after checking it was delivered as a function error.
-fn error_of(reply: &Reply) -> Value {
-    assert_eq!(reply.header("X-Amz-Function-Error"), Some("Unhandled"), "{}", reply.text());
-    reply.json()
-}
-
-fn request_id(reply: &Reply) -> String {
-    reply.header("x-amzn-requestid").unwrap().to_owned()
-}
-
-async fn runtime_pid(function: &Function) -> u64 {
-    function.emulator.stats().await["runtime_pid"].as_u64().unwrap()
-}
 
 /// Lambda's answer for a runtime that died of `description` under invocation `id`.
 fn exit_error(id: &str, description: &str) -> Value {
@@ -62,12 +43,7 @@ fn exit_error(id: &str, description: &str) -> Value {
 /// `signal` (as the emulator saw its exit status: `signal: segmentation fault`, maybe with
 /// `(core dumped)` after it).
 async fn assert_one_answer_then_death_by(function: &Function, signal: &str) {
-    wait_for_stat(&function.emulator, "runtime_exits", 1).await;
-    let stats = function.emulator.stats().await;
-    assert_eq!(stats["answers_delivered"], 1, "{stats}");
-    assert_eq!(stats["answers_refused"], 0, "a second answer was attempted: {stats}");
-    assert_eq!(stats["function_errors"], 1, "{stats}");
-    assert_eq!(stats["runtime_starts"], 1, "{stats}");
+    assert_one_answer_then_the_process_ended(function).await;
     let death = format!(r#"runtime exited; the next invoke starts a new one description="signal: {signal}"#);
     let stderr = function.emulator.stderr.wait_for(&death, Duration::from_secs(10));
     assert!(stderr.is_ok(), "the bootstrap did not die of {signal}: {stderr:?}");
@@ -91,17 +67,6 @@ fn assert_counted_as_an_error(function: &Function) {
         1,
         "the processor's own report"
     );
-}
-
-/// The next invocation is served, by a new process on a cold start.
-async fn assert_a_fresh_process_serves(function: &Function, event: &str, answer: Value, old_pid: u64) {
-    let reply = function.invoke(event).await;
-    assert!(reply.header("X-Amz-Function-Error").is_none(), "{}", reply.text());
-    assert_eq!(reply.json(), answer);
-    let stats = function.emulator.stats().await;
-    assert_eq!(stats["runtime_starts"], 2, "{stats}");
-    assert_ne!(stats["runtime_pid"].as_u64(), Some(old_pid), "{stats}");
-    assert_eq!(stats["answers_delivered"], 2, "{stats}");
 }
 
 /// The bootstrap's line on stderr about the invocation, once it is there.

@@ -197,6 +197,16 @@ impl Ports {
             ("DD_UNIVERSAL_INSTRUMENTATION_PORT", self.lifecycle.to_string()),
         ]
     }
+
+    /// [`Ports::env`] for the exec child `tests/fixtures/exec/<fixture>`, tracing on.
+    fn exec_env(&self, fixture: &str) -> Vec<(&'static str, String)> {
+        let mut env = self.env();
+        env.extend([
+            ("_HANDLER", format!("{}/tests/fixtures/exec/{fixture}", env!("CARGO_MANIFEST_DIR"))),
+            ("DD_TRACE_ENABLED", "true".to_owned()),
+        ]);
+        env
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,14 +294,7 @@ async fn an_exec_childs_function_span_is_the_bootstraps_and_the_only_one() {
     }
     let opt = fake_opt();
     let ports = Ports::free();
-    let mut env = ports.env();
-    env.extend([
-        (
-            "_HANDLER",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/exec/bash_runtime.sh").to_owned(),
-        ),
-        ("DD_TRACE_ENABLED", "true".to_owned()),
-    ]);
+    let env = ports.exec_env("bash_runtime.sh");
     let emulator = start(opt.path(), &env);
     let _dogstatsd = DogStatsD::bind(ports.dogstatsd);
     let lifecycle = LifecycleApi::bind(ports.lifecycle);
@@ -325,13 +328,8 @@ async fn with_universal_instrumentation_the_function_span_is_left_to_the_extensi
     }
     let opt = fake_opt();
     let ports = Ports::free();
-    let mut env = ports.env();
+    let mut env = ports.exec_env("ui_runtime.sh");
     env.extend([
-        (
-            "_HANDLER",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/exec/ui_runtime.sh").to_owned(),
-        ),
-        ("DD_TRACE_ENABLED", "true".to_owned()),
         ("DD_UNIVERSAL_INSTRUMENTATION", "true".to_owned()),
         ("DD_LOG_LEVEL", "info".to_owned()),
     ]);
@@ -398,14 +396,7 @@ async fn an_exec_child_talks_to_the_extension_and_only_its_unseen_oom_is_ours() 
     }
     let opt = fake_opt();
     let ports = Ports::free();
-    let mut env = ports.env();
-    env.extend([
-        (
-            "_HANDLER",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/exec/oom_runtime.sh").to_owned(),
-        ),
-        ("DD_TRACE_ENABLED", "true".to_owned()),
-    ]);
+    let env = ports.exec_env("oom_runtime.sh");
     let emulator = start(opt.path(), &env);
     // The child's tracer endpoints (8124, 8126) are the Extension's: the bootstrap bound neither.
     let dogstatsd = DogStatsD::bind(ports.dogstatsd);
