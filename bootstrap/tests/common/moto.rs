@@ -31,9 +31,9 @@ pub fn moto() -> Moto {
         server.display()
     );
     // The port is free when we pick it, but moto takes a second to bind it, and a server of a
-    // test running beside this one may take it first (then moto exits, and that server answers
-    // moto's requests: once, KMS's CreateKey came back without its key). So each start is
-    // checked to be moto's, and another port is tried if not.
+    // test running beside this one may take it first: then moto exits and that server answers
+    // moto's requests (the likely cause, not proven, of a CI run where KMS's CreateKey came back
+    // without its key). So each start is checked to be moto's, and another port tried if not.
     for _ in 0..5 {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut child = Command::new(&server)
