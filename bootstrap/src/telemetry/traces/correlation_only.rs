@@ -130,9 +130,7 @@ impl CorrelationOnly {
     pub fn log_correlation(&self, request_id: Option<&str>) -> Option<Correlation> {
         let (attributed, idle) = {
             let in_flight = self.in_flight.lock().ok()?;
-            let named = request_id.and_then(|id| in_flight.get(id));
-            let only = (in_flight.len() == 1).then(|| in_flight.values().next()).flatten();
-            (named.or(only).cloned(), in_flight.is_empty())
+            (super::logs::attributed_in_flight(&in_flight, request_id), in_flight.is_empty())
         };
         if let Some(pending) = attributed {
             return self.computed(&pending).map(|(_, correlation)| correlation.clone());

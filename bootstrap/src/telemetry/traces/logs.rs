@@ -7,6 +7,20 @@ use serde_json::Value;
 
 use super::span::TraceId;
 
+/// Which in-flight invocation a log line (or a child's call) belongs to: the one `request_id`
+/// names when it is in flight, else the only one in flight; `None` when several are and nothing
+/// tells them apart (a wrong id would be worse than none). Shared by tracing and the
+/// correlation-only mode, so both attribute lines alike.
+pub fn attributed_in_flight<T: Clone, S: std::hash::BuildHasher>(
+    in_flight: &std::collections::HashMap<String, T, S>,
+    request_id: Option<&str>,
+) -> Option<T> {
+    if let Some(entry) = request_id.and_then(|id| in_flight.get(id)) {
+        return Some(entry.clone());
+    }
+    (in_flight.len() == 1).then(|| in_flight.values().next().cloned()).flatten()
+}
+
 /// The ids (and unified service tags) a line is stamped with.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Correlation {

@@ -155,14 +155,7 @@ impl TraceProcessor {
     /// The in-flight entry a child's call refers to: `request_id` when given and in flight,
     /// else the only invocation in flight (none when several are and nothing tells them apart).
     fn attributed(&self, request_id: Option<&str>) -> Option<Arc<InFlight>> {
-        let in_flight = self.in_flight.lock().ok()?;
-        if let Some(entry) = request_id.and_then(|id| in_flight.get(id)) {
-            return Some(entry.clone());
-        }
-        if in_flight.len() == 1 {
-            return in_flight.values().next().cloned();
-        }
-        None
+        super::logs::attributed_in_flight(&*self.in_flight.lock().ok()?, request_id)
     }
 
     fn correlation_of(&self, trace: &InvocationTrace) -> Correlation {
@@ -175,8 +168,8 @@ impl TraceProcessor {
         )
     }
 
-    /// The ids a log line of the function is stamped with (§7), by the rule of
-    /// `docs/exec-telemetry.md`: the invocation the line names (`request_id`, from the Lambda
+    /// The ids a log line of the function is stamped with (§7), by the rule of the README's
+    /// "Logs injection" section: the invocation the line names (`request_id`, from the Lambda
     /// log format), else the only invocation in flight, else, when none is, the one answered
     /// last (its output may still be draining); `None` when the line cannot be attributed.
     pub fn log_correlation(&self, request_id: Option<&str>) -> Option<Correlation> {
