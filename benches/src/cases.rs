@@ -18,6 +18,7 @@ pub const DEFAULT_CASES: &[&str] = &[
     "a-tracing",
     "a-custom",
     "a-api",
+    "a-api-custom",
     "b",
     "c",
     "d",
@@ -216,6 +217,12 @@ pub fn comparisons() -> Vec<Comparison> {
             "enhanced metrics on in Datadog API mode (a local intake) vs off (issue 5)",
         ),
         ratio(
+            "a-api-custom",
+            "a-off",
+            Some(1.05),
+            "enhanced + one custom metric per invoke in Datadog API mode (a local intake) vs all off (issue 5; its answer is 14 B)",
+        ),
+        ratio(
             "a-custom",
             "a",
             None,
@@ -335,6 +342,18 @@ pub fn catalogue(layout: &Layout) -> Vec<Case> {
             // function's own custom metrics (none here) would go to the intake.
             intake_delay_ms: Some(0),
             ..dylib_case("a-api", "bootstrap + echo dylib, enhanced metrics, API mode", API_MODE, "echo")
+        },
+        Case {
+            // One custom metric per invoke, sent to the intake as the flush strategy says
+            // (`DD_SERVERLESS_FLUSH_STRATEGY`, default: after each invoke for the first 20,
+            // then every 20 s while invokes keep coming).
+            intake_delay_ms: Some(0),
+            ..dylib_case(
+                "a-api-custom",
+                "bootstrap + metric dylib, enhanced + custom metric, API mode",
+                API_MODE,
+                "metric",
+            )
         },
         Case {
             intake_delay_ms: Some(0),

@@ -20,6 +20,8 @@
 //!   `a-metrics` enhanced metrics only; `a-tracing` tracing only; `a-custom` the `metric`
 //!   export (one custom metric per invoke, tags rotating over 100 sets) with all on; `a-api`
 //!   enhanced metrics in Datadog API mode against a local intake (run with the others);
+//!   `a-api-custom` the same with the `metric` export (one custom metric per invoke, posted to
+//!   the intake as `DD_SERVERLESS_FLUSH_STRATEGY` says);
 //! - (b) `lambda-runtime-echo`, AWS's `lambda_runtime` crate, run directly by the emulator;
 //! - (c) `bare-loop`, a runtime that only does `/next` -> `/response` (the floor);
 //! - (d) `lambda-runtime-echo` behind our bootstrap (exec mode), telemetry on;
@@ -75,7 +77,7 @@ struct Cli {
     #[arg(long, default_value = "bench-results")]
     out: PathBuf,
     /// Cases to run, comma separated [default: every case; with --long: a]. Known: a, a-off,
-    /// a-metrics, a-tracing, a-custom, a-api, b, c, d, e, e-direct, f, api-fast, api-slow.
+    /// a-metrics, a-tracing, a-custom, a-api, a-api-custom, b, c, d, e, e-direct, f, api-fast, api-slow.
     #[arg(long, value_delimiter = ',')]
     cases: Option<Vec<String>>,
     /// The memory-growth run: 100 000 invokes of case a (unless --cases / --invocations say

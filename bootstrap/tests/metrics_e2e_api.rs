@@ -311,3 +311,69 @@ async fn requests_and_stdout_match_the_seeds_in_api_mode() {
         "custom metrics go to the API only"
     );
 }
+
+/// `count` invocations of the `metric` handler, each sending one custom metric with
+/// `sdk::lambda_metric` (so each point belongs to its invocation's flush); returns the number of
+/// requests the intake had before the sandbox shut down, and all of them after.
+async fn batched_run(strategy: Option<&str>, count: usize) -> (usize, Vec<intake::Recorded>) {
+    let journal = Journal::default();
+    let intake = Intake::start(IntakeOptions::default(), journal).await;
+    let host = intake.url();
+    let mut env = vec![("DD_API_KEY", KEY), ("DATADOG_HOST", host.as_str())];
+    if let Some(strategy) = strategy {
+        env.push(("DD_SERVERLESS_FLUSH_STRATEGY", strategy));
+    }
+    let mut function = Function::start("metric", &env, &[]);
+    for i in 0..count {
+        let reply = function.invoke(&format!(r#"{{"name":"e2e.batched","value":{i}}}"#)).await;
+        assert_eq!(reply.json()["sent"], true, "{}", reply.text());
+    }
+    // One more answered invocation (no metric), so the flush decision of the last counted one
+    // was made (it comes before the bootstrap asks /next again); then any wrong request has
+    // had time to arrive.
+    let reply = function.invoke(r#"{"name":"e2e.other","value":1}"#).await;
+    assert_eq!(reply.json()["sent"], true);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before_shutdown = intake.requests().len();
+    let status = function.emulator.terminate();
+    assert!(status.success(), "{status:?}\n{}", function.stderr());
+    (before_shutdown, intake.requests())
+}
+
+fn batched_values(requests: &[intake::Recorded]) -> Vec<f64> {
+    let mut values: Vec<f64> = points(requests)
+        .into_iter()
+        .filter(|(name, _, _)| name == "e2e.batched")
+        .map(|(_, value, _)| value)
+        .collect();
+    values.sort_by(f64::total_cmp);
+    values
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_flush_strategy_batches_a_busy_functions_points_and_loses_none() {
+    let count = 30;
+    let (before_shutdown, requests) = batched_run(None, count).await;
+    // The first 20 invocations flush each; the rest come faster than one per 120 s on average,
+    // so their points wait for the next 20 s period, which the shutdown flush beats.
+    assert_eq!(before_shutdown, 20, "requests before the shutdown");
+    assert_eq!(requests.len(), 21, "then one at shutdown");
+    let expected: Vec<f64> = (0..count).map(|i| i as f64).collect();
+    assert_eq!(batched_values(&requests), expected, "every point, once");
+    assert_eq!(batched_values(&requests[20..]).len(), count - 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_flushes_after_every_invocation_and_periodically_once_per_interval() {
+    let (before_shutdown, requests) = batched_run(Some("end"), 25).await;
+    assert_eq!(
+        before_shutdown, 26,
+        "as the seed does: one request per invocation (25 and the last)"
+    );
+    assert_eq!(batched_values(&requests).len(), 25);
+
+    let (before_shutdown, requests) = batched_run(Some("periodically,60000"), 5).await;
+    assert_eq!(before_shutdown, 1, "the first point goes out at once, the rest wait the minute");
+    assert_eq!(requests.len(), 2, "the shutdown flush sends the rest");
+    assert_eq!(batched_values(&requests), vec![0.0, 1.0, 2.0, 3.0, 4.0]);
+}

@@ -3,6 +3,7 @@
 //! it makes once at start.
 use std::path::Path;
 
+use super::flush_strategy::{FlushStrategy, InvalidFlushStrategy};
 use crate::config::Environment;
 
 /// Where Datadog's Lambda Extension lives when its layer is installed; its presence alone
@@ -97,6 +98,10 @@ pub struct MetricsConfig {
     /// trigger's 5xx answer in `errors` itself, so the bootstrap does not. Set by the caller;
     /// `false` from the environment alone.
     pub http_errors_counted_by_extension: bool,
+    /// `DD_SERVERLESS_FLUSH_STRATEGY` (the Extension's variable): when custom metrics are posted
+    /// to the Datadog API. A value the Extension would refuse is kept as the error, logged once
+    /// by the processor, which then uses the default.
+    pub flush_strategy: Result<FlushStrategy, InvalidFlushStrategy>,
 }
 
 impl MetricsConfig {
@@ -146,6 +151,9 @@ impl MetricsConfig {
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(DEFAULT_DOGSTATSD_PORT),
             http_errors_counted_by_extension: false,
+            flush_strategy: env
+                .non_empty("DD_SERVERLESS_FLUSH_STRATEGY")
+                .map_or(Ok(FlushStrategy::Default), FlushStrategy::parse),
             region,
         }
     }
@@ -223,6 +231,15 @@ mod tests {
         assert_eq!(c.function_version, "$LATEST");
         assert_eq!(c.memory_mb, 128);
         assert!(c.api_constant_tags().is_empty());
+        assert_eq!(c.flush_strategy, Ok(FlushStrategy::Default));
+    }
+
+    #[test]
+    fn flush_strategy_is_read_and_a_bad_one_kept_as_its_error() {
+        let c = config(&[("DD_SERVERLESS_FLUSH_STRATEGY", "periodically,60000")]);
+        assert_eq!(c.flush_strategy, Ok(FlushStrategy::Periodically(std::time::Duration::from_mins(1))));
+        let c = config(&[("DD_SERVERLESS_FLUSH_STRATEGY", "often")]);
+        assert_eq!(c.flush_strategy, Err(InvalidFlushStrategy("often".into())));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use super::config::{MetricsConfig, Transport};
 use super::custom::{lambda_metric, CustomMetricError};
 use super::dogstatsd::{BindError, DogStatsDServer, Drainer};
 use super::enhanced::{self, Measured};
+use super::flush_strategy::{FlushSchedule, FlushStrategy};
 use super::point::{epoch_seconds, now_epoch_seconds, MetricPoint, MetricValue};
 use super::proc::ProcReader;
 use super::tags::{enhanced_tags, layer_tag, resolve_runtime, StaticTags};
@@ -83,6 +84,23 @@ struct ApiState {
     override_key: Mutex<Option<ApiKey>>,
     aggregator: Mutex<Aggregator>,
     constant_tags: Vec<String>,
+    /// When the aggregated points go out (`DD_SERVERLESS_FLUSH_STRATEGY`).
+    schedule: Mutex<FlushSchedule>,
+}
+
+/// Why a flush happens: the first two follow the flush strategy, the last two always send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FlushCause {
+    Init,
+    Invocation,
+    TimeoutApproaching,
+    Shutdown,
+}
+
+impl FlushCause {
+    fn is_forced(self) -> bool {
+        matches!(self, FlushCause::TimeoutApproaching | FlushCause::Shutdown)
+    }
 }
 
 /// What is known of the last invocation once its flush ends; its post-runtime metrics go out
@@ -177,6 +195,15 @@ impl MetricsProcessor {
             function_version: config.function_version.clone(),
             runtime: resolve_runtime(config.execution_env.as_deref(), &outputs.os_release),
         };
+        let strategy = match &config.flush_strategy {
+            Ok(strategy) => *strategy,
+            Err(refused) => {
+                if config.transport == Transport::DatadogApi {
+                    tracing::warn!("{refused}");
+                }
+                FlushStrategy::Default
+            }
+        };
         let api = (config.transport == Transport::DatadogApi).then(|| {
             let settings = outputs.api_settings.clone().unwrap_or_else(|| ApiSinkSettings::new(""));
             let settings = ApiSinkSettings {
@@ -190,6 +217,7 @@ impl MetricsProcessor {
                 override_key: Mutex::new(None),
                 aggregator: Mutex::new(Aggregator::default()),
                 constant_tags: config.api_constant_tags(),
+                schedule: Mutex::new(FlushSchedule::new(strategy)),
             })
         });
         let api = match api {
@@ -438,7 +466,7 @@ impl MetricsProcessor {
     }
 
     /// Sends enhanced points and custom points where the transport says.
-    async fn flush(&self, enhanced_points: Vec<MetricPoint>, custom: Vec<MetricPoint>) {
+    async fn flush(&self, enhanced_points: Vec<MetricPoint>, custom: Vec<MetricPoint>, cause: FlushCause) {
         let now = now_epoch_seconds();
         match self.config.transport {
             Transport::Extension => {
@@ -475,7 +503,7 @@ impl MetricsProcessor {
             Transport::DatadogApi => {
                 // The seed prints enhanced metrics for the Forwarder even in API mode.
                 self.write_lines(&enhanced_points);
-                self.flush_api(custom).await;
+                self.flush_api(custom, cause).await;
             }
         }
     }
@@ -493,11 +521,15 @@ impl MetricsProcessor {
         }
     }
 
-    async fn flush_api(&self, custom: Vec<MetricPoint>) {
+    /// Aggregates the custom points; posts everything aggregated when the flush strategy says
+    /// it is time (or `cause` forces it).
+    async fn flush_api(&self, custom: Vec<MetricPoint>, cause: FlushCause) {
         let Some(api) = &self.api else {
             self.stats.dropped.fetch_add(custom.len() as u64, Ordering::Relaxed);
             return;
         };
+        let now = std::time::SystemTime::now();
+        let due = cause.is_forced() || api.schedule.lock().map_or(true, |schedule| schedule.is_due(now));
         let series = {
             let Ok(mut aggregator) = api.aggregator.lock() else { return };
             for point in &custom {
@@ -508,10 +540,17 @@ impl MetricsProcessor {
                 self.stats.dropped.fetch_add(dropped, Ordering::Relaxed);
                 tracing::warn!("metrics buffer full: dropped the {dropped} oldest points");
             }
+            if !due {
+                return;
+            }
             aggregator.drain()
         };
         if series.is_empty() {
+            // Nothing went out: the next point need not wait a period.
             return;
+        }
+        if let Ok(mut schedule) = api.schedule.lock() {
+            schedule.flushed(now);
         }
         let points: u64 = series.iter().map(|s| s.values.len() as u64).sum();
         let override_key = api.override_key.lock().ok().and_then(|k| k.clone());
@@ -554,14 +593,17 @@ impl MetricsProcessor {
             LifecycleEvent::Init(init) => {
                 let points = self.on_init(init);
                 let custom = self.collect_custom();
-                self.flush(points, custom).await;
+                self.flush(points, custom, FlushCause::Init).await;
             }
             LifecycleEvent::Invocation(report) => {
                 let mut points = self.state.lock().map(|mut s| self.pending_post_runtime(&mut s)).unwrap_or_default();
                 let (invocation_points, tags) = self.on_invocation(report);
                 points.extend(invocation_points);
+                if let Some(Ok(mut schedule)) = self.api.as_ref().map(|api| api.schedule.lock()) {
+                    schedule.invocation(report.received.wall);
+                }
                 let custom = self.collect_custom();
-                self.flush(points, custom).await;
+                self.flush(points, custom, FlushCause::Invocation).await;
                 if let Some(extension_flush) = &self.extension_flush {
                     extension_flush.post().await;
                 }
@@ -596,12 +638,12 @@ impl MetricsProcessor {
                     state.timeout_flushed = Some(invocation.context.request_id.clone());
                 }
                 let custom = self.collect_custom();
-                self.flush(points, custom).await;
+                self.flush(points, custom, FlushCause::TimeoutApproaching).await;
             }
             LifecycleEvent::Shutdown { .. } => {
                 let points = self.state.lock().map(|mut s| self.pending_post_runtime(&mut s)).unwrap_or_default();
                 let custom = self.collect_custom();
-                self.flush(points, custom).await;
+                self.flush(points, custom, FlushCause::Shutdown).await;
                 // An earlier flush still waiting for the intake ends with the process.
                 let in_flight = self.stats.api_points_in_flight.load(Ordering::Relaxed);
                 if in_flight > 0 {
