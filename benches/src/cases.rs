@@ -78,6 +78,17 @@ pub const API_MODE: &[(&str, &str)] = &[
     ("DD_SERVICE", "bench"),
 ];
 
+/// [`API_MODE`] with a post to the intake after every invocation, as the seed does.
+pub const API_MODE_EVERY_INVOKE: &[(&str, &str)] = &[
+    ("DD_ENHANCED_METRICS", "true"),
+    ("DD_TRACE_ENABLED", "false"),
+    ("DD_LOGS_INJECTION", "false"),
+    ("DD_FLUSH_TO_LOG", "false"),
+    ("DD_API_KEY", "bench0000000000000000000000000000"),
+    ("DD_SERVICE", "bench"),
+    ("DD_SERVERLESS_FLUSH_STRATEGY", "end"),
+];
+
 /// Distinct tag sets the `a-custom` case's custom metric rotates over.
 pub const CUSTOM_TAG_SETS: u32 = 100;
 
@@ -355,17 +366,24 @@ pub fn catalogue(layout: &Layout) -> Vec<Case> {
                 "metric",
             )
         },
+        // The pair is about a request made after every response, so both post after every
+        // invoke (the seed's way) rather than batch.
         Case {
             intake_delay_ms: Some(0),
             paced: true,
             goals: CaseGoals::default(),
-            ..dylib_case("api-fast", "metric dylib, API mode, instant intake", API_MODE, "metric")
+            ..dylib_case(
+                "api-fast",
+                "metric dylib, API mode, instant intake",
+                API_MODE_EVERY_INVOKE,
+                "metric",
+            )
         },
         Case {
             intake_delay_ms: Some(SLOW_INTAKE_DELAY_MS),
             paced: true,
             goals: CaseGoals::default(),
-            ..dylib_case("api-slow", "metric dylib, API mode, 200 ms intake", API_MODE, "metric")
+            ..dylib_case("api-slow", "metric dylib, API mode, 200 ms intake", API_MODE_EVERY_INVOKE, "metric")
         },
         Case {
             id: "b",
@@ -515,6 +533,12 @@ mod tests {
         assert_eq!(fast.env, slow.env);
         assert_eq!(flag(&slow, "DD_FLUSH_TO_LOG").as_deref(), Some("false"));
         assert!(flag(&slow, "DD_LAMBDA_HANDLER").unwrap().ends_with(":metric"));
+        assert_eq!(flag(&slow, "DD_SERVERLESS_FLUSH_STRATEGY").as_deref(), Some("end"));
+        let custom = get("a-api-custom");
+        assert!(!custom.paced && custom.intake_delay_ms == Some(0));
+        assert!(flag(&custom, "DD_LAMBDA_HANDLER").unwrap().ends_with(":metric"));
+        assert_eq!(flag(&custom, "DD_FLUSH_TO_LOG").as_deref(), Some("false"));
+        assert_eq!(flag(&custom, "DD_SERVERLESS_FLUSH_STRATEGY"), None, "the default strategy");
         assert_eq!(slow.answer, Answer::Json(r#"{"sent":true}"#));
     }
 
