@@ -14,6 +14,7 @@ use crate::BenchError;
 pub const DEFAULT_CASES: &[&str] = &[
     "a",
     "a-off",
+    "a-raw",
     "a-metrics",
     "a-tracing",
     "a-custom",
@@ -23,6 +24,7 @@ pub const DEFAULT_CASES: &[&str] = &[
     "c",
     "d",
     "d-off",
+    "d-relay",
     "e",
     "e-direct",
     "f",
@@ -213,6 +215,12 @@ pub fn comparisons() -> Vec<Comparison> {
             Some(1.3),
             "dylib echo, all telemetry on vs the bare loop floor (issues 3, 7)",
         ),
+        ratio(
+            "a-raw",
+            "c",
+            None,
+            "a with the raw_echo export (bytes back, no JSON parse in the handler) vs the bare loop: the runtime's own cost",
+        ),
         ratio("a", "a-off", None, "all telemetry on vs off, dylib echo"),
         ratio("a-metrics", "a-off", Some(1.05), "enhanced metrics on vs off (issue 5)"),
         ratio(
@@ -251,6 +259,18 @@ pub fn comparisons() -> Vec<Comparison> {
             Some(1.10),
             "the exec proxy alone: lambda_runtime echo behind our bootstrap, telemetry off, vs directly (issue 4)",
         ),
+        ratio(
+            "d-relay",
+            "b",
+            None,
+            "the floor of any loopback proxy: lambda_runtime echo behind a byte relay vs directly",
+        ),
+        ratio(
+            "d-off",
+            "d-relay",
+            None,
+            "what our proxy costs above a byte relay (HTTP, hand-off to the lifecycle)",
+        ),
         ratio("d", "d-off", None, "what telemetry adds in exec mode (lambda_runtime echo child)"),
         ratio("a-off", "b", None, "our dylib path without telemetry vs AWS's lambda_runtime"),
         ratio(
@@ -281,6 +301,7 @@ pub fn catalogue(layout: &Layout) -> Vec<Case> {
     let dylib = layout.release("libhandlers_example.so");
     let lambda_runtime_echo = layout.release("lambda-runtime-echo");
     let bare_loop = layout.release("bare-loop");
+    let tcp_relay = layout.release("tcp-relay");
     let python = &layout.python;
     let python_root = layout.python_task_root();
 
@@ -333,6 +354,12 @@ pub fn catalogue(layout: &Layout) -> Vec<Case> {
     vec![
         dylib_case("a", "bootstrap + echo dylib, all telemetry on", TELEMETRY_ON, "echo"),
         dylib_case("a-off", "bootstrap + echo dylib, telemetry off", TELEMETRY_OFF, "echo"),
+        dylib_case(
+            "a-raw",
+            "bootstrap + raw_echo dylib (no JSON parse), all telemetry on",
+            TELEMETRY_ON,
+            "raw_echo",
+        ),
         dylib_case("a-metrics", "bootstrap + echo dylib, enhanced metrics only", METRICS_ONLY, "echo"),
         dylib_case("a-tracing", "bootstrap + echo dylib, tracing only", TRACING_ONLY, "echo"),
         {
@@ -411,6 +438,13 @@ pub fn catalogue(layout: &Layout) -> Vec<Case> {
             title: "lambda_runtime echo behind bootstrap, telemetry off",
             env: env(TELEMETRY_OFF, lambda_runtime_echo.display().to_string()),
             prerequisites: vec![built("bootstrap", &bootstrap), built("lambda-runtime-echo", &lambda_runtime_echo)],
+            ..base.clone()
+        },
+        Case {
+            id: "d-relay",
+            title: "lambda_runtime echo behind a byte relay (tcp-relay)",
+            command: vec![tcp_relay.clone().into_os_string(), lambda_runtime_echo.clone().into_os_string()],
+            prerequisites: vec![built("tcp-relay", &tcp_relay), built("lambda-runtime-echo", &lambda_runtime_echo)],
             ..base.clone()
         },
         Case {
@@ -546,7 +580,7 @@ mod tests {
     fn an_unknown_case_lists_the_known_ones() {
         let err = select(&catalogue(&layout()), &["zz".to_owned()]).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("`zz`") && text.contains("a, a-off, a-metrics"), "{text}");
+        assert!(text.contains("`zz`") && text.contains("a, a-off, a-raw, a-metrics"), "{text}");
     }
 
     #[test]

@@ -16,7 +16,8 @@
 //! sample event (2.7 KB, with `x-datadog-*` headers, so tracing infers an `aws.apigateway`
 //! span) over one keep-alive connection, after an untimed warm-up that checks the answer:
 //! - (a) `bootstrap` + the `echo` export of `libhandlers_example.so`, all telemetry on
-//!   (Forwarder mode: enhanced metrics, tracing, logs injection); `a-off` all off;
+//!   (Forwarder mode: enhanced metrics, tracing, logs injection); `a-off` all off; `a-raw` the
+//!   `raw_echo` export (the event's bytes back, no JSON parse in the handler), all on;
 //!   `a-metrics` enhanced metrics only; `a-tracing` tracing only; `a-custom` the `metric`
 //!   export (one custom metric per invoke, tags rotating over 100 sets) with all on; `a-api`
 //!   enhanced metrics in Datadog API mode against a local intake (run with the others);
@@ -77,7 +78,7 @@ struct Cli {
     #[arg(long, default_value = "bench-results")]
     out: PathBuf,
     /// Cases to run, comma separated [default: every case; with --long: a]. Known: a, a-off,
-    /// a-metrics, a-tracing, a-custom, a-api, a-api-custom, b, c, d, e, e-direct, f, api-fast, api-slow.
+    /// a-raw, a-metrics, a-tracing, a-custom, a-api, a-api-custom, b, c, d, d-off, d-relay, e, e-direct, f, api-fast, api-slow.
     #[arg(long, value_delimiter = ',')]
     cases: Option<Vec<String>>,
     /// The memory-growth run: 100 000 invokes of case a (unless --cases / --invocations say
