@@ -556,7 +556,13 @@ impl MetricsProcessor {
         let override_key = api.override_key.lock().ok().and_then(|k| k.clone());
         let key = match override_key {
             Some(key) => Some(key),
-            None => api.key.get_or_init(|| resolve_key(api.key_settings.clone())).await.clone(),
+            // Boxed, as the send below: their futures (the AWS SDK's, reqwest's) are kilobytes,
+            // and inline they would make every invocation's observer future that size.
+            None => api
+                .key
+                .get_or_init(|| Box::pin(resolve_key(api.key_settings.clone())))
+                .await
+                .clone(),
         };
         let Some(key) = key else {
             self.stats.dropped.fetch_add(points, Ordering::Relaxed);
@@ -564,7 +570,7 @@ impl MetricsProcessor {
             return;
         };
         self.stats.api_points_in_flight.fetch_add(points, Ordering::Relaxed);
-        let sent = api.sink.send(&series, &api.constant_tags, &key).await;
+        let sent = Box::pin(api.sink.send(&series, &api.constant_tags, &key)).await;
         self.stats.api_points_in_flight.fetch_sub(points, Ordering::Relaxed);
         match sent {
             Ok(()) => {
@@ -676,5 +682,22 @@ async fn resolve_key(settings: ApiKeySettings) -> Option<ApiKey> {
 impl LifecycleObserver for MetricsProcessor {
     fn observe<'a>(&'a self, event: &'a LifecycleEvent) -> BoxFuture<'a, ()> {
         Box::pin(self.handle(event))
+    }
+}
+
+#[cfg(test)]
+mod future_size {
+    /// Every invocation boxes the observer's future: the API key lookup (the AWS SDK) and the
+    /// intake request (reqwest) are boxed where they run, so they do not make it 13 KB.
+    #[tokio::test]
+    async fn the_observer_future_stays_small() {
+        let env = crate::config::Environment::from_pairs([("DD_FLUSH_TO_LOG", "true")]);
+        let config = super::MetricsConfig::from_env_with_extension_path(&env, std::path::Path::new("/nonexistent"));
+        let processor = super::MetricsProcessor::new(config, &env, super::MetricsOutputs::default());
+        let event = crate::lifecycle::LifecycleEvent::Shutdown {
+            at: crate::lifecycle::Timestamp::now(),
+        };
+        let future = processor.handle(&event);
+        assert!(std::mem::size_of_val(&future) <= 1024, "{} bytes", std::mem::size_of_val(&future));
     }
 }
