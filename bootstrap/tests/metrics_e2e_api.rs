@@ -377,3 +377,42 @@ async fn end_flushes_after_every_invocation_and_periodically_once_per_interval()
     assert_eq!(requests.len(), 2, "the shutdown flush sends the rest");
     assert_eq!(batched_values(&requests), vec![0.0, 1.0, 2.0, 3.0, 4.0]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_with_an_interval_sends_points_while_a_long_invocation_runs() {
+    for strategy in ["end,200", "continuously,200"] {
+        let journal = Journal::default();
+        let intake = Intake::start(IntakeOptions::default(), journal.clone()).await;
+        let host = intake.url();
+        let env = [
+            ("DD_API_KEY", KEY),
+            ("DATADOG_HOST", host.as_str()),
+            ("DD_SERVERLESS_FLUSH_STRATEGY", strategy),
+        ];
+        let mut function = Function::start("sleep", &env, &[]);
+        let reply = function.emulator.spawn_invoke(r#"{"ms":1500}"#);
+        function.wait_for_handoffs(1);
+        function.statsd(b"e2e.during:1|d");
+        // The timer's flush, from the telemetry thread, while the handler still sleeps.
+        assert!(
+            intake.wait_for_requests(1, Duration::from_secs(5)).await,
+            "{strategy}: nothing sent during the invocation; stderr:\n{}",
+            function.stderr()
+        );
+        // The handler sleeps 1.5 s; the timer's period is 0.2 s.
+        assert!(!reply.is_finished(), "{strategy}: the invocation had already been answered");
+        let reply = reply.await.unwrap();
+        assert_eq!(reply.json()["slept_ms"], 1500, "{strategy}: {}", reply.text());
+        assert_eq!(points(&intake.requests()[..1]).len(), 1, "{strategy}");
+        assert_eq!(points(&intake.requests()[..1])[0].0, "e2e.during");
+
+        // Between invocations the timer sends nothing (the sandbox may be frozen then).
+        function.statsd(b"e2e.between:1|d");
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(intake.requests().len(), 1, "{strategy}: a request between invocations");
+        let status = function.emulator.terminate();
+        assert!(status.success(), "{status:?}");
+        let names: Vec<String> = points(&intake.requests()).into_iter().map(|(name, _, _)| name).collect();
+        assert_eq!(names, ["e2e.during", "e2e.between"], "{strategy}: the rest at shutdown");
+    }
+}

@@ -10,10 +10,12 @@
 //! sandbox's shutdown always flushes.
 //!
 //! A runtime differs from the Extension in one way: a request still in flight when the runtime
-//! asks `/next` may be frozen with the sandbox, so every flush here is made after the
-//! response and before `/next` (the Extension's "blocking" kind). `continuously,<ms>` is
-//! therefore served as `periodically,<ms>`, and the during-the-invocation part of `end,<ms>` is
-//! not done (it flushes after each invocation, like `end`).
+//! asks `/next` may be frozen with the sandbox. So a flush is made either after the response
+//! and before `/next` (the Extension's "blocking" kind), or, for `end,<ms>` and
+//! `continuously,<ms>`, every `<ms>` *while an invocation runs*, from the telemetry thread (the
+//! handler does not wait for it), and the end of the invocation waits for such a flush to finish
+//! before `/next`. `end,<ms>` also flushes after every invocation; `continuously,<ms>` after an
+//! invocation only when `<ms>` have passed since the last flush.
 //!
 //! Gaps and periods are measured in wall-clock time, as the Extension does: the monotonic clock
 //! may not advance while the sandbox is frozen between invocations, and a function invoked
@@ -37,11 +39,12 @@ pub enum FlushStrategy {
     Default,
     /// `end`: after every invocation (what the seed does).
     End,
-    /// `end,<ms>`: served as `end` (see the module docs).
+    /// `end,<ms>`: after every invocation, and every `<ms>` while one runs.
     EndPeriodically(Duration),
     /// `periodically,<ms>`: after an invocation once `<ms>` have passed since the last flush.
     Periodically(Duration),
-    /// `continuously,<ms>`: served as `periodically,<ms>` (see the module docs).
+    /// `continuously,<ms>`: every `<ms>` while an invocation runs, and after one when `<ms>` have
+    /// passed since the last flush.
     Continuously(Duration),
 }
 
@@ -76,6 +79,14 @@ impl FlushStrategy {
             ("periodically", Some(_)) => Ok(Self::Periodically(millis()?)),
             ("continuously", Some(_)) => Ok(Self::Continuously(millis()?)),
             _ => Err(invalid()),
+        }
+    }
+
+    /// How often to flush while an invocation runs, for the strategies that do.
+    pub fn during_invocations(self) -> Option<Duration> {
+        match self {
+            Self::EndPeriodically(period) | Self::Continuously(period) => Some(period),
+            Self::Default | Self::End | Self::Periodically(_) => None,
         }
     }
 }
@@ -194,6 +205,19 @@ mod tests {
             now += gap;
         }
         (flushes, now)
+    }
+
+    #[test]
+    fn only_end_and_continuously_with_an_interval_flush_during_invocations() {
+        let second = Duration::from_secs(1);
+        assert_eq!(FlushStrategy::EndPeriodically(second).during_invocations(), Some(second));
+        assert_eq!(FlushStrategy::Continuously(second).during_invocations(), Some(second));
+        assert_eq!(FlushStrategy::Periodically(second).during_invocations(), None);
+        assert_eq!(FlushStrategy::End.during_invocations(), None);
+        assert_eq!(FlushStrategy::Default.during_invocations(), None);
+        // After the invocation: `end,<ms>` each time, `continuously,<ms>` once per interval.
+        assert_eq!(FlushSchedule::new(FlushStrategy::EndPeriodically(second)).period(), None);
+        assert_eq!(FlushSchedule::new(FlushStrategy::Continuously(second)).period(), Some(second));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! `/next` again (so a slow intake shows in post_runtime_duration, never in the response).
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, OnceCell};
@@ -88,19 +88,33 @@ struct ApiState {
     schedule: Mutex<FlushSchedule>,
 }
 
-/// Why a flush happens: the first two follow the flush strategy, the last two always send.
+/// Why a flush happens: the first two follow the flush strategy, the others always send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum FlushCause {
     Init,
     Invocation,
+    /// The timer of `end,<ms>` / `continuously,<ms>`, while an invocation runs.
+    DuringInvocation,
     TimeoutApproaching,
     Shutdown,
 }
 
 impl FlushCause {
     fn is_forced(self) -> bool {
-        matches!(self, FlushCause::TimeoutApproaching | FlushCause::Shutdown)
+        matches!(
+            self,
+            FlushCause::DuringInvocation | FlushCause::TimeoutApproaching | FlushCause::Shutdown
+        )
     }
+}
+
+/// The flushes made while invocations run (`end,<ms>`, `continuously,<ms>`).
+struct FlushesDuringInvocations {
+    /// Invocations started and not yet reported: the timer flushes only while this is above 0.
+    in_flight: AtomicUsize,
+    /// Held by a timer flush while it sends; the end of an invocation waits for it, so no request
+    /// is still on its way when the lifecycle asks `/next` (and Lambda may freeze the sandbox).
+    sending: tokio::sync::Mutex<()>,
 }
 
 /// What is known of the last invocation once its flush ends; its post-runtime metrics go out
@@ -183,6 +197,8 @@ pub struct MetricsProcessor {
     tag_sets: Mutex<TagSets>,
     /// OOM messages in an exec child's output, per invocation (`None` without enhanced metrics).
     output_watch: Option<Arc<OutputWatch>>,
+    /// `Some` when the flush strategy also flushes while invocations run (API mode only).
+    during_invocations: Option<FlushesDuringInvocations>,
     pub stats: FlushStats,
 }
 
@@ -254,6 +270,7 @@ impl MetricsProcessor {
         let output_watch = config
             .enhanced_metrics
             .then(|| OutputWatch::new(enhanced::OUTPUT_OOM_NEEDLES, |line| enhanced::oom_in_output(line).is_some()));
+        let period_during_invocations = strategy.during_invocations().filter(|_| api.is_some());
         let processor = Arc::new(Self {
             config,
             statics,
@@ -269,8 +286,15 @@ impl MetricsProcessor {
             state: Mutex::new(State::default()),
             tag_sets: Mutex::new(TagSets::default()),
             output_watch,
+            during_invocations: period_during_invocations.map(|_| FlushesDuringInvocations {
+                in_flight: AtomicUsize::new(0),
+                sending: tokio::sync::Mutex::new(()),
+            }),
             stats: FlushStats::default(),
         });
+        if let Some(period) = period_during_invocations {
+            processor.start_flushing_during_invocations(period);
+        }
         processor.start_api_key_fetch();
         if let Some(usage) = &processor.usage {
             if tokio::runtime::Handle::try_current().is_ok() {
@@ -282,6 +306,40 @@ impl MetricsProcessor {
 
     pub fn config(&self) -> &MetricsConfig {
         &self.config
+    }
+
+    /// The timer of `end,<ms>` and `continuously,<ms>`, on the runtime the processor is built on
+    /// (the telemetry thread, which a running handler does not block).
+    fn start_flushing_during_invocations(self: &Arc<Self>, period: std::time::Duration) {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let processor = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let Some(processor) = processor.upgrade() else { return };
+                processor.flush_during_invocation().await;
+            }
+        });
+    }
+
+    /// One tick of that timer: the points so far go out, if an invocation is running.
+    async fn flush_during_invocation(&self) {
+        let Some(during) = &self.during_invocations else { return };
+        if during.in_flight.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let _sending = during.sending.lock().await;
+        // Looked at again under the lock: an invocation that ended meanwhile may be at `/next`.
+        if during.in_flight.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let custom = self.collect_custom();
+        self.flush_api(custom, FlushCause::DuringInvocation).await;
     }
 
     /// What an exec child's output copy shows its lines to, so an OOM message counts in the
@@ -602,6 +660,11 @@ impl MetricsProcessor {
                 self.flush(points, custom, FlushCause::Init).await;
             }
             LifecycleEvent::Invocation(report) => {
+                if let Some(during) = &self.during_invocations {
+                    let _ = during
+                        .in_flight
+                        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| Some(n.saturating_sub(1)));
+                }
                 let mut points = self.state.lock().map(|mut s| self.pending_post_runtime(&mut s)).unwrap_or_default();
                 let (invocation_points, tags) = self.on_invocation(report);
                 points.extend(invocation_points);
@@ -612,6 +675,10 @@ impl MetricsProcessor {
                 self.flush(points, custom, FlushCause::Invocation).await;
                 if let Some(extension_flush) = &self.extension_flush {
                     extension_flush.post().await;
+                }
+                if let Some(during) = &self.during_invocations {
+                    // A timer flush still sending finishes before the lifecycle asks `/next`.
+                    drop(during.sending.lock().await);
                 }
                 // Without enhanced metrics there are no post-runtime metrics to send later.
                 if let (Some(tags), Ok(mut state)) = (tags, self.state.lock()) {
@@ -682,6 +749,12 @@ async fn resolve_key(settings: ApiKeySettings) -> Option<ApiKey> {
 impl LifecycleObserver for MetricsProcessor {
     fn observe<'a>(&'a self, event: &'a LifecycleEvent) -> BoxFuture<'a, ()> {
         Box::pin(self.handle(event))
+    }
+
+    fn invocation_started(&self, _invocation: &Arc<crate::handler::Invocation>, _handler_started: Timestamp) {
+        if let Some(during) = &self.during_invocations {
+            during.in_flight.fetch_add(1, Ordering::AcqRel);
+        }
     }
 }
 
