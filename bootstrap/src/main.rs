@@ -172,10 +172,12 @@ async fn serve(config: Config, process_started: Timestamp, telemetry_thread: tok
     // while a dylib handler holds the main thread.
     let extension_client = RuntimeApiClient::new(endpoint.clone());
     let registration = telemetry_thread.spawn(async move { register_extension(&extension_client).await });
+    let init_watch = abort_reporting.as_ref().map(bootstrap::abort_report::AbortReporting::watch_init);
     let (extension, ready) = tokio::join!(
         registration,
         handler::load_with_output(&config, &client, telemetry.host_services(), exec_output)
     );
+    drop(init_watch);
     let extension = extension.ok().flatten();
     let init_finished = Timestamp::now();
     let report = InitReport {

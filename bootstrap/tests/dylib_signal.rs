@@ -192,30 +192,44 @@ async fn the_faulted_invocations_trace_carries_the_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_during_init_ends_the_process_as_before() {
+async fn a_crash_during_init_is_the_inits_error() {
     let function = Function::start("echo", &[("DD_FLUSH_TO_LOG", "true"), ("HANDLERS_EXAMPLE_INIT", "segfault")], &[]);
     let reply = tokio::time::timeout(Duration::from_secs(30), function.invoke("{}"))
         .await
         .expect("the invoke of a runtime that crashed during init hangs");
-    // Nothing of ours to answer: Lambda's (the emulator's) own answer for a runtime that died.
     let error = error_of(&reply);
     assert_eq!(error["errorType"], "Runtime.ExitError", "{error}");
-    assert!(
-        error["errorMessage"]
-            .as_str()
-            .unwrap()
-            .contains("Runtime exited with error: signal: segmentation fault"),
+    assert_eq!(
+        error["errorMessage"], "Runtime exited with error: signal: segmentation fault",
         "{error}"
     );
     let stats = function.emulator.stats().await;
     assert_eq!(stats["answers_delivered"], 0, "{stats}");
-    let stderr = function.stderr();
-    assert!(
-        stderr.contains(
-            "bootstrap: the process got a fault (SIGSEGV: segmentation fault) while no invocation was in flight; nothing to answer"
-        ),
-        "{stderr}"
+    let line = "bootstrap: the process got a fault (SIGSEGV: segmentation fault) during the handler's init; reported it as Runtime.ExitError (Runtime API status 202)";
+    let stderr = function.wait_for_stderr(line);
+    assert!(stderr.contains(line), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allocation_failure_during_init_is_an_out_of_memory_init_error() {
+    let function = Function::start(
+        "echo",
+        &[("DD_FLUSH_TO_LOG", "true"), ("HANDLERS_EXAMPLE_INIT", "alloc_failure")],
+        &[],
     );
+    let reply = tokio::time::timeout(Duration::from_secs(30), function.invoke("{}"))
+        .await
+        .expect("the invoke of a runtime whose init failed an allocation hangs");
+    // Only the bootstrap knows the cause: Lambda would see a process killed by SIGABRT.
+    let error = error_of(&reply);
+    assert_eq!(error["errorType"], "Runtime.OutOfMemory", "{error}");
+    assert_eq!(
+        error["errorMessage"], "Runtime exited with error: signal: aborted (memory allocation of 4611686018427387904 bytes failed)",
+        "{error}"
+    );
+    let line = "during the handler's init after an allocation of 4611686018427387904 bytes failed; reported it as Runtime.OutOfMemory (Runtime API status 202)";
+    let stderr = function.wait_for_stderr(line);
+    assert!(stderr.contains(line), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,9 +26,9 @@
 //! | `fault` | `{"signal": "SIGILL" \| "SIGFPE" \| "SIGBUS" \| "SIGSEGV"}` | that fault, caused as machine code causes it (see [`faults::fault`]) |
 //!
 //! The init function installs `sdk::logging` (records go to stdout with the invocation's trace
-//! ids); it fails when `HANDLERS_EXAMPLE_INIT=fail`, panics when it is `panic` and writes
-//! through an invalid pointer when it is `segfault`, so the bootstrap's init-error path and a
-//! crash during init can be exercised.
+//! ids); it fails when `HANDLERS_EXAMPLE_INIT=fail`, panics when it is `panic`, writes
+//! through an invalid pointer when it is `segfault` and fails an allocation of 4 EiB when it is
+//! `alloc_failure`, so the bootstrap's init-error path and a crash during init can be exercised.
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Condvar, Mutex};
@@ -91,6 +91,10 @@ pub fn init_in_mode(mode: Option<&str>) -> Result<(), ExampleError> {
         }
         Some("fail") => Err(ExampleError(format!("init failed because {INIT_MODE_VARIABLE}=fail"))),
         Some("panic") => panic!("init panicked because {INIT_MODE_VARIABLE}=panic"),
+        Some("alloc_failure") => {
+            allocate(INIT_ALLOCATION_BYTES).map_err(|e| ExampleError(e.to_string()))?;
+            Ok(())
+        }
         _ => Ok(()),
     }
 }
@@ -347,8 +351,17 @@ pub struct AllocEvent {
 /// checks, and the abort is what the bootstrap must survive well enough to report).
 pub fn alloc_failure(event: AllocEvent, _: Context) -> Result<Value, Diagnostic> {
     std::thread::sleep(Duration::from_millis(event.sleep_ms));
-    let layout = std::alloc::Layout::from_size_align(event.bytes.max(1), 1)
-        .map_err(|e| Diagnostic::new("InvalidSize", format!("{} bytes: {e}", event.bytes)))?;
+    allocate(event.bytes).map_err(|e| Diagnostic::new("InvalidSize", format!("{} bytes: {e}", event.bytes)))?;
+    Ok(serde_json::json!({ "allocated": event.bytes }))
+}
+
+/// What the `alloc_failure` init mode asks for: more than any allocator gives.
+pub const INIT_ALLOCATION_BYTES: usize = 4_611_686_018_427_387_904;
+
+/// Allocates and frees `bytes` bytes; an allocation the allocator refuses aborts the process
+/// through `handle_alloc_error`.
+fn allocate(bytes: usize) -> Result<(), std::alloc::LayoutError> {
+    let layout = std::alloc::Layout::from_size_align(bytes.max(1), 1)?;
     // SAFETY: a non-zero-sized layout; the memory is freed below with the same layout.
     let ptr = unsafe { std::alloc::alloc(layout) };
     if ptr.is_null() {
@@ -356,7 +369,7 @@ pub fn alloc_failure(event: AllocEvent, _: Context) -> Result<Value, Diagnostic>
     }
     // SAFETY: allocated above with this layout and not used since.
     unsafe { std::alloc::dealloc(ptr, layout) };
-    Ok(serde_json::json!({ "allocated": event.bytes }))
+    Ok(())
 }
 
 /// The event of [`abort`].

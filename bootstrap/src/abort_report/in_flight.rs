@@ -21,6 +21,10 @@ pub fn report(prepared: &Prepared, found: Cause, dying_thread: i32) {
     let mut count = 0;
     slots::claim_all(|_| count += 1);
     if count == 0 {
+        if super::init_running() {
+            report_init(prepared, found);
+            return;
+        }
         let mut line = StackBuf::<256>::new();
         line.push(b"bootstrap: ");
         push_what_happened(&mut line, found);
@@ -71,6 +75,43 @@ pub fn report(prepared: &Prepared, found: Cause, dying_thread: i32) {
         log(invocation.request_id, found, cause, result, telemetry);
         index += 1;
     });
+}
+
+/// The handler's init died: its cause goes to `/init/error`, and one line says so.
+fn report_init(prepared: &Prepared, cause: Cause) {
+    let mut body = StackBuf::<1024>::new();
+    report::init_error_body(&mut body, cause);
+    let mut request = StackBuf::<4096>::new();
+    report::init_error_request(&mut request, prepared, cause, body.as_bytes());
+    let posted = if request.overflowed() || body.overflowed() {
+        Err(report::PostError { step: "build", errno: 0 })
+    } else {
+        report::post(prepared, request.as_bytes())
+    };
+    let mut line = StackBuf::<512>::new();
+    line.push(b"bootstrap: ");
+    push_what_happened(&mut line, cause);
+    line.push(b" during the handler's init");
+    if let Cause::OutOfMemory { size } = cause {
+        line.push(b" after an allocation of ").push_u64(size as u64).push(b" bytes failed");
+    }
+    match posted {
+        Ok(status) => {
+            line.push(b"; reported it as ")
+                .push(cause.error_type().as_bytes())
+                .push(b" (Runtime API status ")
+                .push_u64(u64::from(status))
+                .push(b")\n");
+        }
+        Err(err) => {
+            line.push(b"; could not report it as ")
+                .push(cause.error_type().as_bytes())
+                .push(b" (")
+                .push(err.step.as_bytes())
+                .push(b" failed)\n");
+        }
+    }
+    let _ = report::write_all(libc::STDERR_FILENO, line.as_bytes());
 }
 
 /// Posts the invocation's `/error`; the Runtime API's status, or what failed.

@@ -25,8 +25,10 @@
 //! the report prints the `invocations`, `errors` and `out_of_memory` lines itself where the
 //! processor would have (stdout; the Extension counts them itself from the error type). Then the
 //! signal's default action ends the process and Lambda starts a new sandbox. One line on stderr
-//! says what was answered and what was lost. With no invocation in flight (init, between
-//! invocations) nothing is answered: one line says so and the process ends as it would have.
+//! says what was answered and what was lost. During the handler's init ([`InitWatch`]) the
+//! cause is posted to `/init/error` instead (`Runtime.OutOfMemory` for a failed allocation),
+//! so the init error names it. With nothing in flight (between invocations) nothing is
+//! answered: one line says so and the process ends as it would have.
 //!
 //! With several invocations in flight, the failed allocation (or overflowed stack) is the cause
 //! of the one whose handler runs on the dying thread; the others are answered with the signal
@@ -50,6 +52,7 @@ mod stack_buf;
 mod watch;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 pub use alloc_failure::record_alloc_failure;
@@ -93,7 +96,31 @@ pub fn install(endpoint: &Endpoint, metrics: &MetricsConfig) -> Result<AbortRepo
     Ok(AbortReporting { statics })
 }
 
+/// Whether the handler's init is running: a signal then ends the init, not an invocation.
+static INIT_RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// While alive, an abort or fault is the init's failure, posted to `/init/error`.
+#[must_use = "the init is watched only while the guard lives"]
+pub struct InitWatch(());
+
+impl Drop for InitWatch {
+    fn drop(&mut self) {
+        INIT_RUNNING.store(false, Ordering::SeqCst);
+    }
+}
+
+fn init_running() -> bool {
+    INIT_RUNNING.load(Ordering::SeqCst)
+}
+
 impl AbortReporting {
+    /// Watches the handler's init (load and init function, or an exec child's start) until the
+    /// guard is dropped.
+    pub fn watch_init(&self) -> InitWatch {
+        INIT_RUNNING.store(true, Ordering::SeqCst);
+        InitWatch(())
+    }
+
     /// `handler`, with each invocation watched while it runs.
     pub fn watch(&self, handler: Arc<dyn Handler>) -> Arc<dyn Handler> {
         Arc::new(watch::Watched::new(handler, self.statics.clone()))

@@ -48,6 +48,8 @@ pub struct Prepared {
     family: libc::c_int,
     /// `POST <prefix>/2018-06-01/runtime/invocation/`, the request id follows.
     pub request_start: Vec<u8>,
+    /// `POST <prefix>/2018-06-01/runtime/init/error HTTP/1.1` and its CRLF.
+    pub init_error_line: Vec<u8>,
     /// The headers that do not change, each ending in CRLF.
     pub fixed_headers: Vec<u8>,
     pub lines: LineSet,
@@ -89,6 +91,7 @@ impl Prepared {
         let base = endpoint.uri("");
         let prefix = base.strip_prefix(&format!("http://{authority}")).unwrap_or_default();
         let request_start = format!("POST {prefix}/{API_VERSION}/runtime/invocation/").into_bytes();
+        let init_error_line = format!("POST {prefix}/{API_VERSION}/runtime/init/error HTTP/1.1\r\n").into_bytes();
         let fixed_headers =
             format!("Host: {authority}\r\nUser-Agent: {USER_AGENT}\r\nContent-Type: application/json\r\nConnection: close\r\n")
                 .into_bytes();
@@ -97,6 +100,7 @@ impl Prepared {
             address_len,
             family,
             request_start,
+            init_error_line,
             fixed_headers,
             lines,
         })
@@ -184,6 +188,10 @@ mod tests {
         assert!(text.ends_with("Content-Type: application/json\r\nConnection: close\r\n"), "{text}");
         let cargo_lambda = Prepared::new(&Endpoint::parse("http://[::1]:9000/.rt/fn").unwrap(), LineSet::default()).unwrap();
         assert_eq!(cargo_lambda.request_start, b"POST /.rt/fn/2018-06-01/runtime/invocation/");
+        assert_eq!(
+            cargo_lambda.init_error_line,
+            b"POST /.rt/fn/2018-06-01/runtime/init/error HTTP/1.1\r\n"
+        );
         assert_eq!(cargo_lambda.family(), libc::AF_INET6);
     }
 }

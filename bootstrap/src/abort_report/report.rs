@@ -17,7 +17,20 @@ const POST_TIMEOUT_SECS: libc::time_t = 2;
 pub fn error_body<const N: usize>(out: &mut StackBuf<N>, request_id: &[u8], cause: Cause) {
     out.push(b"{\"errorMessage\":\"RequestId: ")
         .push_json_text(request_id)
-        .push(b" Error: Runtime exited with error: signal: ")
+        .push(b" Error: ");
+    push_exit_message(out, cause);
+}
+
+/// The `/init/error` body of a process that dies during the handler's init: `Runtime exited
+/// with error: signal: aborted (memory allocation of N bytes failed)` and the error type.
+pub fn init_error_body<const N: usize>(out: &mut StackBuf<N>, cause: Cause) {
+    out.push(b"{\"errorMessage\":\"");
+    push_exit_message(out, cause);
+}
+
+/// `Runtime exited with error: signal: ...` and the cause, then the body's end.
+fn push_exit_message<const N: usize>(out: &mut StackBuf<N>, cause: Cause) {
+    out.push(b"Runtime exited with error: signal: ")
         .push(cause.signal_description().as_bytes());
     match cause {
         Cause::OutOfMemory { size } => {
@@ -31,6 +44,19 @@ pub fn error_body<const N: usize>(out: &mut StackBuf<N>, request_id: &[u8], caus
     out.push(b"\",\"errorType\":\"")
         .push(cause.error_type().as_bytes())
         .push(b"\",\"stackTrace\":[]}");
+}
+
+/// The whole `/init/error` request, as the Runtime API client would send it.
+pub fn init_error_request<const N: usize>(out: &mut StackBuf<N>, prepared: &Prepared, cause: Cause, body: &[u8]) {
+    out.push(&prepared.init_error_line)
+        .push(&prepared.fixed_headers)
+        .push(header_names::FUNCTION_ERROR_TYPE.as_bytes())
+        .push(b": ")
+        .push(cause.error_type().as_bytes())
+        .push(b"\r\nContent-Length: ")
+        .push_u64(body.len() as u64)
+        .push(b"\r\n\r\n")
+        .push(body);
 }
 
 /// The whole `/error` request, as the Runtime API client would send it.

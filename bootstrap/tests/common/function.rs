@@ -113,6 +113,19 @@ impl Function {
         }
     }
 
+    /// Waits (up to 10 s) until stderr holds `text`, and returns it: a line written after the
+    /// answer it follows (the report of a crash during init posts first, then logs).
+    pub fn wait_for_stderr(&self, text: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let stderr = self.stderr();
+            if stderr.contains(text) || start.elapsed() > Duration::from_secs(10) {
+                return stderr;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// The bootstrap's and the emulator's stderr so far.
     pub fn stderr(&self) -> String {
         self.emulator.stderr.text()
