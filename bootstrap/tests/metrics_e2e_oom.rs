@@ -64,6 +64,20 @@ fn wait_for_flushes(emulator: &EmulatorProcess, n: usize) -> Vec<Value> {
     }
 }
 
+/// Whether the emulator's copy of stderr comes to hold `text` (within 10 s): it relays stdout
+/// and stderr through two pipes, so the metric lines can be read before the line the child
+/// wrote first.
+fn stderr_holds(emulator: &EmulatorProcess, text: &str) -> bool {
+    let start = Instant::now();
+    while !emulator.stderr.text().contains(text) {
+        if start.elapsed() > Duration::from_secs(10) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
+}
+
 /// What each language's OOM does under the bootstrap: (event, dies, counted by the bootstrap in
 /// the Forwarder and API modes, the message on stderr).
 const CASES: &[(&str, bool, bool, &str)] = &[
@@ -98,7 +112,7 @@ async fn run_cases(emulator: &EmulatorProcess) -> Vec<Value> {
         lines = wait_for_flushes(emulator, n + 1);
         assert_eq!(count(&lines, OUT_OF_MEMORY), ooms, "after {event}: {lines:#?}");
         assert_eq!(count(&lines, ERRORS), errors, "after {event}");
-        assert!(emulator.stderr.text().contains(message), "{event}: the child's message is copied");
+        assert!(stderr_holds(emulator, message), "{event}: the child's message is copied");
     }
     for oom in lines.iter().filter(|l| name(l) == OUT_OF_MEMORY) {
         assert_eq!(oom["v"], 1, "{oom}");
