@@ -56,7 +56,7 @@ use std::time::{Duration, Instant};
 use benches::cases::{self, Layout};
 use benches::intake::Intake;
 use benches::report::{self, CaseResult, Results, SkippedCase};
-use benches::timing::{self, Plan, Subject, EVENT};
+use benches::timing::{self, Finished, Plan, Subject, EVENT};
 use benches::{cold_start, machine, plot, summary, BenchError};
 
 /// The pause before each invoke of the slow-intake pair: longer than the slow intake's 200 ms,
@@ -88,6 +88,10 @@ struct Cli {
     /// Rounds the invokes are split into (RSS is sampled after each) [default: 10; --long: 100].
     #[arg(long)]
     rounds: Option<usize>,
+    /// Times the timed run is repeated with every case's processes started afresh; latencies
+    /// are pooled over the passes, memory is the first pass's [default: 3; --quick, --long: 1].
+    #[arg(long)]
+    passes: Option<usize>,
     /// Invokes per case of the paced slow-intake pair (api-fast, api-slow) [default: 100;
     /// --quick: 20]; each waits 300 ms after the previous one.
     #[arg(long)]
@@ -135,6 +139,7 @@ fn run(cli: &Cli) -> Result<(), BenchError> {
         invocations,
         round_size: invocations.div_ceil(rounds).max(1),
         warmup: cli.warmup.unwrap_or(if cli.quick { 50 } else { 200 }),
+        passes: cli.passes.unwrap_or(if cli.quick || cli.long { 1 } else { 3 }).max(1),
     };
     let paced_invocations = cli.paced_invocations.unwrap_or(if cli.quick { 20 } else { 100 });
     let case_ids: Vec<String> = cli.cases.clone().unwrap_or_else(|| {
@@ -152,10 +157,8 @@ fn run(cli: &Cli) -> Result<(), BenchError> {
     let date_utc = machine::utc_now();
 
     eprintln!("[bench] starting {} case(s): {}", selected.len(), case_ids.join(", "));
-    let mut subjects = Vec::new();
-    let mut paced = Vec::new();
     let mut intakes = Vec::new();
-    let mut skipped = Vec::new();
+    let mut prepared = Vec::new();
     for case in &selected {
         let mut case = case.clone();
         if let Some(delay_ms) = case.intake_delay_ms {
@@ -163,52 +166,70 @@ fn run(cli: &Cli) -> Result<(), BenchError> {
             case.env.push(("DATADOG_HOST".to_owned(), intake.url()));
             intakes.push((case.id, intake));
         }
-        match Subject::start(&emulator, &case, &plan) {
-            Ok(subject) if case.paced => paced.push(subject),
-            Ok(subject) => subjects.push(subject),
-            Err(err) => {
-                eprintln!("[bench] skipping case {}: {err}", case.id);
-                skipped.push(SkippedCase {
-                    id: case.id.to_owned(),
-                    title: case.title.to_owned(),
-                    reason: err.to_string(),
-                });
+        prepared.push(case);
+    }
+
+    let mut skipped = Vec::new();
+    let mut finished: Vec<Finished> = Vec::new();
+    let started = Instant::now();
+    let rounds = plan.rounds();
+    for pass in 0..plan.passes {
+        let mut subjects = Vec::new();
+        let mut paced = Vec::new();
+        for case in &prepared {
+            // The paced pair measures latency alone, once; a case that could not start is out.
+            if (case.paced && pass > 0) || skipped.iter().any(|s: &SkippedCase| s.id == case.id) {
+                continue;
+            }
+            match Subject::start(&emulator, case, &plan) {
+                Ok(subject) if case.paced => paced.push(subject),
+                Ok(subject) => subjects.push(subject),
+                Err(err) if pass == 0 => {
+                    eprintln!("[bench] skipping case {}: {err}", case.id);
+                    skipped.push(SkippedCase {
+                        id: case.id.to_owned(),
+                        title: case.title.to_owned(),
+                        reason: err.to_string(),
+                    });
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        timing::run_interleaved(&mut subjects, &plan, |done, subjects| {
+            let p50s: Vec<String> = subjects
+                .iter()
+                .map(|s| {
+                    let last = &s.samples_ns[s.samples_ns.len().saturating_sub(plan.round_size)..];
+                    format!("{} {:.1} µs", s.case.id, summary::latency(last).p50_us)
+                })
+                .collect();
+            eprintln!(
+                "[bench] pass {}/{} {:>3}% {} invokes per case, {:.1} s (last round p50: {})",
+                pass + 1,
+                plan.passes,
+                done * 100 / rounds.max(1),
+                subjects.first().map_or(0, |s| s.samples_ns.len()),
+                started.elapsed().as_secs_f64(),
+                p50s.join(", ")
+            );
+        })?;
+        if !paced.is_empty() {
+            eprintln!(
+                "[bench] slow-intake pair: {paced_invocations} paced invokes per case, {} ms apart",
+                PACING_GAP.as_millis()
+            );
+            timing::run_paced(&mut paced, paced_invocations, PACING_GAP, |done| {
+                eprintln!("[bench] paced {done}/{paced_invocations}");
+            })?;
+        }
+        for run in subjects.into_iter().chain(paced) {
+            let run = run.finish()?;
+            match finished.iter_mut().find(|f| f.case.id == run.case.id) {
+                Some(first) => first.absorb(run),
+                None => finished.push(run),
             }
         }
     }
-
-    let started = Instant::now();
-    let rounds = plan.rounds();
-    timing::run_interleaved(&mut subjects, &plan, |done, subjects| {
-        let p50s: Vec<String> = subjects
-            .iter()
-            .map(|s| {
-                let last = &s.samples_ns[s.samples_ns.len().saturating_sub(plan.round_size)..];
-                format!("{} {:.1} µs", s.case.id, summary::latency(last).p50_us)
-            })
-            .collect();
-        eprintln!(
-            "[bench] {:>3}% {} invokes per case, {:.1} s (last round p50: {})",
-            done * 100 / rounds.max(1),
-            subjects.first().map_or(0, |s| s.samples_ns.len()),
-            started.elapsed().as_secs_f64(),
-            p50s.join(", ")
-        );
-    })?;
-    if !paced.is_empty() {
-        eprintln!(
-            "[bench] slow-intake pair: {paced_invocations} paced invokes per case, {} ms apart",
-            PACING_GAP.as_millis()
-        );
-        timing::run_paced(&mut paced, paced_invocations, PACING_GAP, |done| {
-            eprintln!("[bench] paced {done}/{paced_invocations}");
-        })?;
-    }
-    let finished = subjects
-        .into_iter()
-        .chain(paced)
-        .map(Subject::finish)
-        .collect::<Result<Vec<_>, _>>()?;
 
     // The API-mode cases start as case a does: their cold start adds nothing.
     let ran: Vec<cases::Case> = finished

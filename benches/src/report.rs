@@ -130,8 +130,17 @@ pub fn table(results: &Results) -> String {
     let plan = &results.plan;
     let _ = writeln!(
         out,
-        "\nPer-invoke wall time: {} sequential invokes per case, one keep-alive client, rounds of {} alternating between cases",
-        plan.invocations, plan.round_size
+        "\nPer-invoke wall time: {} sequential invokes per case, one keep-alive client, rounds of {} alternating between cases; {}",
+        plan.invocations * plan.passes,
+        plan.round_size,
+        if plan.passes > 1 {
+            format!(
+                "{} passes of {}, each with every case's processes started afresh (memory: the first pass)",
+                plan.passes, plan.invocations
+            )
+        } else {
+            "one process per case".to_owned()
+        }
     );
     let _ = writeln!(
         out,
@@ -237,7 +246,8 @@ fn case_goal_lines(case: &CaseResult) -> Vec<String> {
         lines.push(format!(
             "{}: peak RSS {got:.2} MB after {} invokes (goal <= {goal} MB: {})",
             case.id,
-            case.latency.count,
+            // One process's: with several passes, the first pass's.
+            case.memory_over_run.last().map_or(case.latency.count, |m| m.invocations),
             verdict(got <= goal)
         ));
     }

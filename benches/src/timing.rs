@@ -27,6 +27,10 @@ pub struct Plan {
     pub round_size: usize,
     /// Untimed invokes per case before the first round (checked to echo the event).
     pub warmup: usize,
+    /// Times the timed run is repeated, every case's emulator and runtime started afresh for
+    /// each: a process runs a few per cent faster or slower for its whole life (its memory
+    /// layout, we suspect), which alternating rounds within one process cannot average out.
+    pub passes: usize,
 }
 
 impl Plan {
@@ -57,6 +61,16 @@ pub struct Subject {
     /// Client-side wall time of each timed invoke, in order, in nanoseconds.
     pub samples_ns: Vec<u64>,
     pub memory: Vec<MemoryPoint>,
+}
+
+impl Finished {
+    /// Pools a later pass of the same case into this one: its latencies are added; memory stays
+    /// this pass's (one process after the plan's invokes).
+    pub fn absorb(&mut self, later: Finished) {
+        self.samples_ns.extend(later.samples_ns);
+        // Each pass's process starts once; more is a restart within one, which the report flags.
+        self.stats.runtime_starts = self.stats.runtime_starts.max(later.stats.runtime_starts);
+    }
 }
 
 /// What a subject leaves when its run is over.
@@ -230,6 +244,7 @@ mod tests {
             invocations: 1_050,
             round_size: 100,
             warmup: 0,
+            passes: 1,
         };
         assert_eq!(plan.rounds(), 11);
         let total: usize = (0..plan.rounds()).map(|r| plan.round_len(r)).sum();

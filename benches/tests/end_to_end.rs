@@ -41,6 +41,7 @@ fn two_cases_alternate_and_every_invoke_is_timed_and_counted() {
         invocations: 25,
         round_size: 10,
         warmup: 3,
+        passes: 1,
     };
     let bare_loop = env!("CARGO_BIN_EXE_bare-loop");
     let mut subjects = vec![
@@ -70,6 +71,33 @@ fn two_cases_alternate_and_every_invoke_is_timed_and_counted() {
 }
 
 #[test]
+fn a_second_pass_runs_a_fresh_process_and_pools_its_latencies() {
+    let plan = Plan {
+        invocations: 12,
+        round_size: 6,
+        warmup: 2,
+        passes: 2,
+    };
+    let bare_loop = env!("CARGO_BIN_EXE_bare-loop");
+    let mut passes = Vec::new();
+    for _ in 0..plan.passes {
+        let mut subjects = vec![Subject::start(&emulator(), &case("x", bare_loop), &plan).unwrap()];
+        timing::run_interleaved(&mut subjects, &plan, |_, _| {}).unwrap();
+        passes.push(subjects.pop().unwrap().finish().unwrap());
+    }
+    let second = passes.pop().unwrap();
+    let mut first = passes.pop().unwrap();
+    let (first_pid, second_pid) = (first.stats.runtime_pid, second.stats.runtime_pid);
+    assert!(first_pid.is_some() && first_pid != second_pid, "{first_pid:?} {second_pid:?}");
+    let first_memory: Vec<usize> = first.memory.iter().map(|m| m.invocations).collect();
+    first.absorb(second);
+    assert_eq!(first.samples_ns.len(), 24, "both passes' latencies");
+    assert_eq!(first.stats.runtime_starts, 1, "one start per process is no restart");
+    let memory: Vec<usize> = first.memory.iter().map(|m| m.invocations).collect();
+    assert_eq!(memory, first_memory, "memory stays the first process's");
+}
+
+#[test]
 fn cold_starts_come_from_fresh_runtimes() {
     let samples = cold_start::measure(&emulator(), &[case("x", env!("CARGO_BIN_EXE_bare-loop"))], 3, |_| {}).unwrap();
     assert_eq!(samples.len(), 1);
@@ -84,6 +112,7 @@ fn a_runtime_that_does_not_echo_is_refused_with_the_answer() {
         invocations: 1,
         round_size: 1,
         warmup: 1,
+        passes: 1,
     };
     let Err(err) = Subject::start(&emulator(), &case("z", "true"), &plan) else {
         panic!("a runtime that exits was accepted");
