@@ -267,6 +267,17 @@ fn run(cli: &Cli) -> Result<(), BenchError> {
             command: run.case.command.iter().map(|a| a.to_string_lossy().into_owned()).collect(),
             env: run.case.env.iter().cloned().collect(),
             latency: summary::latency(&run.samples_ns),
+            pass_latency: {
+                let mut rest = run.samples_ns.as_slice();
+                run.pass_sizes
+                    .iter()
+                    .map(|&size| {
+                        let (pass, later) = rest.split_at(size.min(rest.len()));
+                        rest = later;
+                        summary::latency(pass)
+                    })
+                    .collect()
+            },
             cold_start: summary::cold_start(&cold),
             peak_rss_kb: run.final_memory.peak_kb,
             rss_kb: run.final_memory.rss_kb,

@@ -44,6 +44,8 @@ pub struct CaseResult {
     pub command: Vec<String>,
     pub env: BTreeMap<String, String>,
     pub latency: Latency,
+    /// The latency of each pass apart (one process each), in order.
+    pub pass_latency: Vec<Latency>,
     pub cold_start: ColdStart,
     /// Sum of `VmHWM` over the runtime's process group after the timed invokes.
     pub peak_rss_kb: u64,
@@ -83,6 +85,9 @@ pub struct Ratio {
     pub met_mean: Option<bool>,
     /// ... and on the median ratio (robust to it).
     pub met_p50: Option<bool>,
+    /// The mean ratio of each pass apart, when both cases ran the same passes: how far one
+    /// pair of processes can stray from another.
+    pub pass_means: Vec<f64>,
     pub meaning: String,
 }
 
@@ -96,6 +101,15 @@ pub fn ratios(cases: &[CaseResult], comparisons: &[Comparison]) -> Vec<Ratio> {
             let ratio = |f: fn(&Latency) -> f64| f(&top.latency) / f(&bottom.latency);
             let mean = ratio(|l| l.mean_us);
             let p50 = ratio(|l| l.p50_us);
+            let pass_means = if top.pass_latency.len() == bottom.pass_latency.len() {
+                top.pass_latency
+                    .iter()
+                    .zip(&bottom.pass_latency)
+                    .map(|(t, b)| t.mean_us / b.mean_us)
+                    .collect()
+            } else {
+                Vec::new()
+            };
             Some(Ratio {
                 name: format!("{}/{}", c.numerator, c.denominator),
                 numerator: c.numerator.to_owned(),
@@ -106,6 +120,7 @@ pub fn ratios(cases: &[CaseResult], comparisons: &[Comparison]) -> Vec<Ratio> {
                 goal_max: c.goal_max,
                 met_mean: c.goal_max.map(|goal| mean <= goal),
                 met_p50: c.goal_max.map(|goal| p50 <= goal),
+                pass_means,
                 meaning: c.meaning.to_owned(),
             })
         })
@@ -195,6 +210,24 @@ pub fn table(results: &Results) -> String {
                 "{:<18} {:>6.3} {:>6.3} {:>6.3}   {:<34} {}",
                 ratio.name, ratio.mean, ratio.p50, ratio.p99, goal, ratio.meaning
             );
+        }
+        let by_pass: Vec<String> = results
+            .ratios
+            .iter()
+            .filter(|r| r.goal_max.is_some() && r.pass_means.len() > 1)
+            .map(|r| {
+                let each: Vec<String> = r.pass_means.iter().map(|m| format!("{m:.3}")).collect();
+                format!("{:<18} {}", r.name, each.join(" "))
+            })
+            .collect();
+        if !by_pass.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nmean ratio of each pass apart (each pass a fresh pair of processes; the ratios above pool them):"
+            );
+            for line in by_pass {
+                let _ = writeln!(out, "{line}");
+            }
         }
     }
 
@@ -338,6 +371,7 @@ mod tests {
                 p99_us: mean_us * 2.0,
                 ..Latency::default()
             },
+            pass_latency: vec![],
             cold_start: ColdStart::default(),
             peak_rss_kb: 4096,
             rss_kb: 4000,
@@ -352,6 +386,34 @@ mod tests {
             },
             samples_file: None,
         }
+    }
+
+    #[test]
+    fn each_pass_gets_its_own_ratio_and_the_table_lists_them_for_goals() {
+        let latency = |mean_us: f64| Latency {
+            count: 5,
+            mean_us,
+            p50_us: mean_us,
+            p99_us: mean_us,
+            ..Latency::default()
+        };
+        let mut a = case("a", 60.0);
+        a.pass_latency = vec![latency(55.0), latency(66.0)];
+        let mut c = case("c", 50.0);
+        c.pass_latency = vec![latency(50.0), latency(50.0)];
+        let ratios = ratios(&[a, c], &comparisons());
+        let a_c = ratios.iter().find(|r| r.name == "a/c").unwrap();
+        assert_eq!(a_c.pass_means, [1.1, 1.32]);
+        // Cases that ran different numbers of passes have no per-pass ratio.
+        let mut one_pass = case("a", 60.0);
+        one_pass.pass_latency = vec![latency(60.0)];
+        let mut c = case("c", 50.0);
+        c.pass_latency = vec![latency(50.0), latency(50.0)];
+        assert!(ratios_of(&[one_pass, c]).iter().all(|r| r.pass_means.is_empty()));
+    }
+
+    fn ratios_of(cases: &[CaseResult]) -> Vec<Ratio> {
+        ratios(cases, &comparisons())
     }
 
     #[test]

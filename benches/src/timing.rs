@@ -67,6 +67,7 @@ impl Finished {
     /// Pools a later pass of the same case into this one: its latencies are added; memory stays
     /// this pass's (one process after the plan's invokes).
     pub fn absorb(&mut self, later: Finished) {
+        self.pass_sizes.push(later.samples_ns.len());
         self.samples_ns.extend(later.samples_ns);
         // Each pass's process starts once; more is a restart within one, which the report flags.
         self.stats.runtime_starts = self.stats.runtime_starts.max(later.stats.runtime_starts);
@@ -77,6 +78,8 @@ impl Finished {
 pub struct Finished {
     pub case: Case,
     pub samples_ns: Vec<u64>,
+    /// How many of `samples_ns` each pass took, in order (one entry per pass).
+    pub pass_sizes: Vec<usize>,
     pub memory: Vec<MemoryPoint>,
     pub final_memory: GroupMemory,
     pub stats: EmulatorStats,
@@ -173,6 +176,7 @@ impl Subject {
         self.emulator.stop();
         Ok(Finished {
             case: self.case,
+            pass_sizes: vec![self.samples_ns.len()],
             samples_ns: self.samples_ns,
             memory: self.memory,
             final_memory,

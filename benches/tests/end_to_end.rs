@@ -92,6 +92,7 @@ fn a_second_pass_runs_a_fresh_process_and_pools_its_latencies() {
     let first_memory: Vec<usize> = first.memory.iter().map(|m| m.invocations).collect();
     first.absorb(second);
     assert_eq!(first.samples_ns.len(), 24, "both passes' latencies");
+    assert_eq!(first.pass_sizes, [12, 12]);
     assert_eq!(first.stats.runtime_starts, 1, "one start per process is no restart");
     let memory: Vec<usize> = first.memory.iter().map(|m| m.invocations).collect();
     assert_eq!(memory, first_memory, "memory stays the first process's");
