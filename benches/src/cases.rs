@@ -80,17 +80,6 @@ pub const API_MODE: &[(&str, &str)] = &[
     ("DD_SERVICE", "bench"),
 ];
 
-/// [`API_MODE`] with a post to the intake after every invocation, as the seed does.
-pub const API_MODE_EVERY_INVOKE: &[(&str, &str)] = &[
-    ("DD_ENHANCED_METRICS", "true"),
-    ("DD_TRACE_ENABLED", "false"),
-    ("DD_LOGS_INJECTION", "false"),
-    ("DD_FLUSH_TO_LOG", "false"),
-    ("DD_API_KEY", "bench0000000000000000000000000000"),
-    ("DD_SERVICE", "bench"),
-    ("DD_SERVERLESS_FLUSH_STRATEGY", "end"),
-];
-
 /// Distinct tag sets the `a-custom` case's custom metric rotates over.
 pub const CUSTOM_TAG_SETS: u32 = 100;
 
@@ -351,6 +340,19 @@ pub fn catalogue(layout: &Layout) -> Vec<Case> {
         ..base.clone()
     };
 
+    // The paced pair is about a request made after every response, so both post after every
+    // invoke (the seed's way) rather than batch.
+    let paced_api_case = |id, title, delay_ms| {
+        let mut case = Case {
+            intake_delay_ms: Some(delay_ms),
+            paced: true,
+            goals: CaseGoals::default(),
+            ..dylib_case(id, title, API_MODE, "metric")
+        };
+        case.env.push(("DD_SERVERLESS_FLUSH_STRATEGY".to_owned(), "end".to_owned()));
+        case
+    };
+
     vec![
         dylib_case("a", "bootstrap + echo dylib, all telemetry on", TELEMETRY_ON, "echo"),
         dylib_case("a-off", "bootstrap + echo dylib, telemetry off", TELEMETRY_OFF, "echo"),
@@ -393,25 +395,8 @@ pub fn catalogue(layout: &Layout) -> Vec<Case> {
                 "metric",
             )
         },
-        // The pair is about a request made after every response, so both post after every
-        // invoke (the seed's way) rather than batch.
-        Case {
-            intake_delay_ms: Some(0),
-            paced: true,
-            goals: CaseGoals::default(),
-            ..dylib_case(
-                "api-fast",
-                "metric dylib, API mode, instant intake",
-                API_MODE_EVERY_INVOKE,
-                "metric",
-            )
-        },
-        Case {
-            intake_delay_ms: Some(SLOW_INTAKE_DELAY_MS),
-            paced: true,
-            goals: CaseGoals::default(),
-            ..dylib_case("api-slow", "metric dylib, API mode, 200 ms intake", API_MODE_EVERY_INVOKE, "metric")
-        },
+        paced_api_case("api-fast", "metric dylib, API mode, instant intake", 0),
+        paced_api_case("api-slow", "metric dylib, API mode, 200 ms intake", SLOW_INTAKE_DELAY_MS),
         Case {
             id: "b",
             title: "lambda_runtime echo (AWS's crate)",

@@ -200,8 +200,10 @@ async fn a_crash_during_init_is_the_inits_error() {
     let error = error_of(&reply);
     assert_eq!(error["errorType"], "Runtime.ExitError", "{error}");
     assert_eq!(
-        error["errorMessage"], "Runtime exited with error: signal: segmentation fault",
-        "{error}"
+        error["errorMessage"],
+        "Runtime exited with error: signal: segmentation fault",
+        "{error}\nstderr:\n{}",
+        function.stderr()
     );
     let stats = function.emulator.stats().await;
     assert_eq!(stats["answers_delivered"], 0, "{stats}");

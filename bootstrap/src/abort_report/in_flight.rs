@@ -92,25 +92,10 @@ fn report_init(prepared: &Prepared, cause: Cause) {
     line.push(b"bootstrap: ");
     push_what_happened(&mut line, cause);
     line.push(b" during the handler's init");
-    if let Cause::OutOfMemory { size } = cause {
-        line.push(b" after an allocation of ").push_u64(size as u64).push(b" bytes failed");
-    }
-    match posted {
-        Ok(status) => {
-            line.push(b"; reported it as ")
-                .push(cause.error_type().as_bytes())
-                .push(b" (Runtime API status ")
-                .push_u64(u64::from(status))
-                .push(b")\n");
-        }
-        Err(err) => {
-            line.push(b"; could not report it as ")
-                .push(cause.error_type().as_bytes())
-                .push(b" (")
-                .push(err.step.as_bytes())
-                .push(b" failed)\n");
-        }
-    }
+    push_cause_detail(&mut line, cause);
+    line.push(b"; ");
+    push_outcome(&mut line, (b"reported", b"report"), cause, posted);
+    line.push(b"\n");
     let _ = report::write_all(libc::STDERR_FILENO, line.as_bytes());
 }
 
@@ -150,12 +135,8 @@ fn push_what_happened<const N: usize>(line: &mut StackBuf<N>, found: Cause) {
     };
 }
 
-/// One line on stderr saying what happened to the invocation and what could not be saved.
-fn log(request_id: &[u8], found: Cause, cause: Cause, posted: Result<u16, report::PostError>, telemetry: Telemetry) {
-    let mut line = StackBuf::<1024>::new();
-    line.push(b"bootstrap: ");
-    push_what_happened(&mut line, found);
-    line.push(b" during invocation ").push(request_id);
+/// ` after an allocation of N bytes failed` / ` after its handler overflowed its stack`, or nothing.
+fn push_cause_detail<const N: usize>(line: &mut StackBuf<N>, cause: Cause) {
     match cause {
         Cause::OutOfMemory { size } => {
             line.push(b" after an allocation of ").push_u64(size as u64).push(b" bytes failed");
@@ -165,17 +146,30 @@ fn log(request_id: &[u8], found: Cause, cause: Cause, posted: Result<u16, report
         }
         Cause::Aborted | Cause::Fault(_) => {}
     }
-    line.push(b"; ");
+}
+
+/// `answered it as Runtime.ExitError (Runtime API status 202)`, or `could not answer it as ...`
+/// and what failed (`done`/`to_do`: `answered`/`answer` for an invocation, `reported`/`report`
+/// for the init).
+fn push_outcome<const N: usize>(
+    line: &mut StackBuf<N>,
+    (done, to_do): (&[u8], &[u8]),
+    cause: Cause,
+    posted: Result<u16, report::PostError>,
+) {
     match posted {
         Ok(status) => {
-            line.push(b"answered it as ")
+            line.push(done)
+                .push(b" it as ")
                 .push(cause.error_type().as_bytes())
                 .push(b" (Runtime API status ")
                 .push_u64(u64::from(status))
                 .push(b")");
         }
         Err(err) => {
-            line.push(b"could not answer it as ")
+            line.push(b"could not ")
+                .push(to_do)
+                .push(b" it as ")
                 .push(cause.error_type().as_bytes())
                 .push(b" (")
                 .push(err.step.as_bytes())
@@ -184,6 +178,17 @@ fn log(request_id: &[u8], found: Cause, cause: Cause, posted: Result<u16, report
                 .push(b")");
         }
     }
+}
+
+/// One line on stderr saying what happened to the invocation and what could not be saved.
+fn log(request_id: &[u8], found: Cause, cause: Cause, posted: Result<u16, report::PostError>, telemetry: Telemetry) {
+    let mut line = StackBuf::<1024>::new();
+    line.push(b"bootstrap: ");
+    push_what_happened(&mut line, found);
+    line.push(b" during invocation ").push(request_id);
+    push_cause_detail(&mut line, cause);
+    line.push(b"; ");
+    push_outcome(&mut line, (b"answered", b"answer"), cause, posted);
     line.push(match telemetry {
         Telemetry::Sent => b"; its metrics and trace were sent as for any failed invocation" as &[u8],
         Telemetry::LinesOnly => b"; its enhanced metrics are printed, custom metrics and trace data not yet sent are lost",
