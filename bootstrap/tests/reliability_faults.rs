@@ -467,14 +467,28 @@ fn function_with_key_source(endpoint: &str, intake: &FaultyIntake, source: (&str
     )
 }
 
+/// The points the bootstrap's log counts as dropped for want of a key.
+fn dropped_points(stderr: &str) -> u64 {
+    stderr
+        .lines()
+        .filter_map(|l| l.split("no Datadog API key: ").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// Three invocations with a key that cannot be had: all answered, one error line naming the
 /// variable and `aws_code`, and every point counted as dropped in the log (none sent).
 async fn assert_key_failure_is_survived(function: &Function, intake: &FaultyIntake, variable: &str, aws_code: &str) {
     for n in 0..3 {
         function.invoke_metric(n).await;
     }
-    // The third flush runs after its answer: the fourth invoke waits for it.
+    // The third flush runs after its answer: the fourth invoke waits for it. Its log line
+    // reaches our copy of stderr through a pipe reader, so it is waited for, not assumed.
     function.invoke_metric(3).await;
+    let start = Instant::now();
+    while dropped_points(&function.stderr()) < 3 && start.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let stderr = function.stderr();
     let errors: Vec<&str> = stderr
         .lines()
@@ -482,11 +496,7 @@ async fn assert_key_failure_is_survived(function: &Function, intake: &FaultyInta
         .collect();
     assert_eq!(errors.len(), 1, "one error line, however many flushes:\n{stderr}");
     assert!(errors[0].contains(variable) && errors[0].contains(aws_code), "{}", errors[0]);
-    let dropped: u64 = stderr
-        .lines()
-        .filter_map(|l| l.split("no Datadog API key: ").nth(1))
-        .filter_map(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
-        .sum();
+    let dropped = dropped_points(&stderr);
     assert!(dropped >= 3, "the dropped points are counted in the log ({dropped}):\n{stderr}");
     assert!(!stderr.contains(KEY), "the key leaked");
     assert_eq!(intake.arrived(), 0, "nothing is sent without a key");
@@ -615,11 +625,11 @@ async fn exec_child_dying_during_init_is_an_init_error_and_the_bootstrap_exits()
         );
         assert!(error["errorMessage"].as_str().unwrap().contains("exit status 4"), "{error}");
     }
-    let stderr = function.stderr();
-    assert!(
-        stderr.contains("python runtime: dying during init"),
-        "the child's last words:\n{stderr}"
-    );
+    let last_words = function
+        .emulator
+        .stderr
+        .wait_for("python runtime: dying during init", Duration::from_secs(10));
+    assert!(last_words.is_ok(), "the child's last words:\n{last_words:?}");
     // Each failed init is counted before the bootstrap exits.
     let lines = function.wait_for_metric_lines(|l| count_named(l, "aws.lambda.enhanced.errors") >= 2);
     assert_eq!(count_named(&lines, "aws.lambda.enhanced.errors"), 2, "{lines:?}");
@@ -673,7 +683,11 @@ async fn exec_child_out_of_memory_is_answered_once_and_counted() {
     let error = function_error(&function.invoke(r#"{"line_bytes": 1073741824}"#).await);
     assert_eq!(error["errorType"], "Runtime.ExitError", "{error}");
     assert!(error["errorMessage"].as_str().unwrap().contains("signal: aborted"), "{error}");
-    assert!(function.stderr().contains("memory allocation of 1073741824 bytes failed"));
+    let message = function
+        .emulator
+        .stderr
+        .wait_for("memory allocation of 1073741824 bytes failed", Duration::from_secs(10));
+    assert!(message.is_ok(), "the child's message is relayed:\n{message:?}");
     // Counted as an error and as an out_of_memory: the bootstrap watches the child's output for
     // Rust's allocation failure, which neither the Forwarder nor the Extension recognises.
     let lines = function.wait_for_metric_lines(|l| count_named(l, "aws.lambda.enhanced.out_of_memory") >= 1);
