@@ -11,7 +11,7 @@
 //! built: the captured payload shows every field.
 use std::borrow::Cow;
 
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -27,6 +27,39 @@ const SKIMMED: &[&str] = &[
 ];
 const MULTI_VALUE_HEADERS: &str = "multiValueHeaders";
 const HEADERS: &str = "headers";
+const REQUEST_CONTEXT: &str = "requestContext";
+
+/// What is built of an object's value: all of it, or only some of its keys.
+#[derive(Clone, Copy)]
+enum Keep {
+    All,
+    Only(&'static [(&'static str, Keep)]),
+}
+
+/// The keys of an HTTP event's `requestContext` that trace code reads (detection, trigger
+/// tags, inferred spans, the authorizer context): a REST request's context holds as many
+/// again that it never reads (`identity`'s dozen Cognito and caller fields, `extendedRequestId`,
+/// `requestTime`, …). Reading another key means adding it here; the fixture tests compare
+/// every tag with Datadog's own library.
+const REQUEST_CONTEXT_KEYS: Keep = Keep::Only(&[
+    ("apiId", Keep::All),
+    ("authorizer", Keep::All),
+    ("connectionId", Keep::All),
+    ("domainName", Keep::All),
+    ("elb", Keep::All),
+    ("eventType", Keep::All),
+    ("http", Keep::All),
+    ("httpMethod", Keep::All),
+    ("identity", Keep::Only(&[("userAgent", Keep::All)])),
+    ("messageDirection", Keep::All),
+    ("path", Keep::All),
+    ("requestId", Keep::All),
+    ("requestTimeEpoch", Keep::All),
+    ("resourcePath", Keep::All),
+    ("routeKey", Keep::All),
+    ("stage", Keep::All),
+    ("timeEpoch", Keep::All),
+]);
 
 /// The request headers trace code reads besides the propagation headers (compared without
 /// case): the ALB URL and user agent, the referer tag, API Gateway's asynchronous invocation.
@@ -83,6 +116,9 @@ impl<'de> Visitor<'de> for SkimmingVisitor {
             } else if key == HEADERS {
                 let headers = access.next_value_seed(ReadHeaders)?;
                 map.insert(key, headers);
+            } else if key == REQUEST_CONTEXT {
+                let context = access.next_value_seed(REQUEST_CONTEXT_KEYS)?;
+                map.insert(key, context);
             } else if SKIMMED.contains(&key.as_str()) {
                 access.next_value::<serde::de::IgnoredAny>()?;
                 map.insert(key, Value::Null);
@@ -92,6 +128,76 @@ impl<'de> Visitor<'de> for SkimmingVisitor {
             }
         }
         Ok((map, multi_value_headers))
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Keep {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        match self {
+            Keep::All => Value::deserialize(deserializer),
+            Keep::Only(keys) => deserializer.deserialize_any(KeptKeys(keys)),
+        }
+    }
+}
+
+/// An object with only `.0`'s keys built; any other value whole (the code reading it checks
+/// its type).
+struct KeptKeys(&'static [(&'static str, Keep)]);
+
+impl<'de> Visitor<'de> for KeptKeys {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut kept = Map::new();
+        while let Some(name) = access.next_key_seed(HeaderName)? {
+            match self.0.iter().find(|(key, _)| *key == name) {
+                Some((key, keep)) => {
+                    kept.insert((*key).to_owned(), access.next_value_seed(*keep)?);
+                }
+                None => {
+                    access.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Value::Object(kept))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = access.next_element::<Value>()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
     }
 }
 
@@ -205,6 +311,32 @@ mod tests {
                 "requestContext": {"stage": "prod"}, "Records": [1]})
         );
         assert_eq!(parse_event(event, true), serde_json::from_slice::<Value>(event).unwrap());
+    }
+
+    #[test]
+    fn request_context_keeps_the_read_keys_and_any_value_that_is_not_an_object() {
+        let event = br#"{"requestContext": {"stage": "prod", "accountId": "1", "identity": {"caller": null,
+            "userAgent": "curl", "sourceIp": "1.2.3.4"}, "http": {"method": "GET", "path": "/"},
+            "authorizer": {"lambda": {"_datadog": "e30="}}, "extendedRequestId": "x", "elb": [1, {"a": 2.5}]}}"#;
+        assert_eq!(
+            parse_event(event, false),
+            json!({"requestContext": {"stage": "prod", "identity": {"userAgent": "curl"},
+                "http": {"method": "GET", "path": "/"}, "authorizer": {"lambda": {"_datadog": "e30="}},
+                "elb": [1, {"a": 2.5}]}})
+        );
+        for context in ["null", "[1, \"a\"]", "\"text\"", "3", "-1", "2.5", "true", "{}"] {
+            let event = format!(r#"{{"requestContext": {context}}}"#);
+            assert_eq!(
+                parse_event(event.as_bytes(), false),
+                serde_json::from_str::<Value>(&event).unwrap(),
+                "{context}"
+            );
+        }
+        // Without the key of a kept object, the object is still there (some checks read its type).
+        assert_eq!(
+            parse_event(br#"{"requestContext": {"identity": {"caller": "c"}}}"#, false),
+            json!({"requestContext": {"identity": {}}})
+        );
     }
 
     #[test]
