@@ -31,8 +31,8 @@
 //!   `scripts/setup-peers.sh`, or `--python`);
 //! - `api-fast` / `api-slow`: the `metric` export in Datadog API mode, `DATADOG_HOST` pointing
 //!   at a local intake the bench starts, answering at once / after 200 ms. These two run
-//!   apart, paced (one invoke each 300 ms, `--paced-invocations`, default 100), so the figure is
-//!   the caller's response latency alone.
+//!   apart, paced (each case's invokes 300 ms apart, the two cases in turn,
+//!   `--paced-invocations`, default 200), so the figure is the caller's response latency alone.
 //!
 //! The cases alternate in rounds of N/10 invokes (the first case rotates each round), so
 //! machine noise hits them alike; a progress line goes to stderr after each round, and RSS is
@@ -92,8 +92,8 @@ struct Cli {
     /// are pooled over the passes, memory is the first pass's [default: 3; --quick, --long: 1].
     #[arg(long)]
     passes: Option<usize>,
-    /// Invokes per case of the paced slow-intake pair (api-fast, api-slow) [default: 100;
-    /// --quick: 20]; each waits 300 ms after the previous one.
+    /// Invokes per case of the paced slow-intake pair (api-fast, api-slow) [default: 200;
+    /// --quick: 20]; each case's invokes are 300 ms apart, the two cases in turn.
     #[arg(long)]
     paced_invocations: Option<usize>,
     /// Write no plots.
@@ -141,7 +141,7 @@ fn run(cli: &Cli) -> Result<(), BenchError> {
         warmup: cli.warmup.unwrap_or(if cli.quick { 50 } else { 200 }),
         passes: cli.passes.unwrap_or(if cli.quick || cli.long { 1 } else { 3 }).max(1),
     };
-    let paced_invocations = cli.paced_invocations.unwrap_or(if cli.quick { 20 } else { 100 });
+    let paced_invocations = cli.paced_invocations.unwrap_or(if cli.quick { 20 } else { 200 });
     let case_ids: Vec<String> = cli.cases.clone().unwrap_or_else(|| {
         let ids: &[&str] = if cli.long { &["a"] } else { cases::DEFAULT_CASES };
         ids.iter().map(|s| (*s).to_owned()).collect()
@@ -215,7 +215,7 @@ fn run(cli: &Cli) -> Result<(), BenchError> {
         })?;
         if !paced.is_empty() {
             eprintln!(
-                "[bench] slow-intake pair: {paced_invocations} paced invokes per case, {} ms apart",
+                "[bench] slow-intake pair: {paced_invocations} paced invokes per case, each case's {} ms apart",
                 PACING_GAP.as_millis()
             );
             timing::run_paced(&mut paced, paced_invocations, PACING_GAP, |done| {
