@@ -11,7 +11,7 @@
 //! built: the captured payload shows every field.
 use std::borrow::Cow;
 
-use serde::de::{Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserialize, DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -67,9 +67,20 @@ const REQUEST_CONTEXT_KEYS: Keep = Keep::Only(&[
 /// each into the event's JSON cost more than all the header code that reads it.
 const READ_HEADERS: &[&str] = &["host", "x-forwarded-proto", "user-agent", "referer", "x-amz-invocation-type"];
 
-fn is_read_header(name: &str) -> bool {
-    crate::telemetry::traces::extract::propagation::is_propagation_header(name)
-        || READ_HEADERS.iter().any(|read| name.eq_ignore_ascii_case(read))
+/// The first letters (lower case) of every read header and every propagation header
+/// (`x-datadog-*`, `x-b3-*`, `traceparent`, `tracestate`, `baggage`, `b3`): most of a request's
+/// headers (`accept*`, `cloudfront-*`, `cookie`, `sec-*`) are passed over on their first byte.
+const READ_HEADER_FIRST_LETTERS: &[u8] = b"bhrtux";
+
+fn is_read_header(name: &[u8]) -> bool {
+    let Some(first) = name.first() else { return false };
+    if !READ_HEADER_FIRST_LETTERS.contains(&first.to_ascii_lowercase()) {
+        return false;
+    }
+    std::str::from_utf8(name).is_ok_and(|name| {
+        crate::telemetry::traces::extract::propagation::is_propagation_header(name)
+            || READ_HEADERS.iter().any(|read| name.eq_ignore_ascii_case(read))
+    })
 }
 
 /// The event's JSON, `null` when it is not JSON (as Datadog's library treats it).
@@ -155,8 +166,8 @@ impl<'de> Visitor<'de> for KeptKeys {
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
         let mut kept = Map::new();
-        while let Some(name) = access.next_key_seed(HeaderName)? {
-            match self.0.iter().find(|(key, _)| *key == name) {
+        while let Some(name) = access.next_key_seed(KeyBytes)? {
+            match self.0.iter().find(|(key, _)| key.as_bytes() == &*name) {
                 Some((key, keep)) => {
                     kept.insert((*key).to_owned(), access.next_value_seed(*keep)?);
                 }
@@ -225,9 +236,10 @@ impl<'de> Visitor<'de> for ReadHeaders {
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
         let mut headers = Map::new();
         let mut first = true;
-        while let Some(name) = access.next_key_seed(HeaderName)? {
+        while let Some(name) = access.next_key_seed(KeyBytes)? {
             if first || is_read_header(&name) {
-                headers.insert(name.into_owned(), access.next_value::<Value>()?);
+                let name = String::from_utf8(name.into_owned()).map_err(|_| A::Error::custom("a header name that is not UTF-8"))?;
+                headers.insert(name, access.next_value::<Value>()?);
             } else {
                 access.next_value::<IgnoredAny>()?;
             }
@@ -266,30 +278,40 @@ impl<'de> Visitor<'de> for ReadHeaders {
     }
 }
 
-/// A header name, borrowed from the event unless it has escapes.
-struct HeaderName;
+/// An object key as bytes, borrowed from the event unless it has escapes. Most keys are only
+/// compared with the few that are read, so they are not checked for UTF-8 (a key that is kept
+/// is, when it becomes a `String`): that check was a tenth of the parse.
+struct KeyBytes;
 
-impl<'de> DeserializeSeed<'de> for HeaderName {
-    type Value = Cow<'de, str>;
+impl<'de> DeserializeSeed<'de> for KeyBytes {
+    type Value = Cow<'de, [u8]>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_str(self)
+        deserializer.deserialize_bytes(self)
     }
 }
 
-impl<'de> Visitor<'de> for HeaderName {
-    type Value = Cow<'de, str>;
+impl<'de> Visitor<'de> for KeyBytes {
+    type Value = Cow<'de, [u8]>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a header name")
+        f.write_str("an object key")
     }
 
-    fn visit_borrowed_str<E>(self, name: &'de str) -> Result<Self::Value, E> {
+    fn visit_borrowed_bytes<E>(self, name: &'de [u8]) -> Result<Self::Value, E> {
         Ok(Cow::Borrowed(name))
     }
 
-    fn visit_str<E>(self, name: &str) -> Result<Self::Value, E> {
+    fn visit_bytes<E>(self, name: &[u8]) -> Result<Self::Value, E> {
         Ok(Cow::Owned(name.to_owned()))
+    }
+
+    fn visit_borrowed_str<E>(self, name: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(name.as_bytes()))
+    }
+
+    fn visit_str<E>(self, name: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(name.as_bytes().to_owned()))
     }
 }
 
@@ -337,6 +359,35 @@ mod tests {
             parse_event(br#"{"requestContext": {"identity": {"caller": "c"}}}"#, false),
             json!({"requestContext": {"identity": {}}})
         );
+    }
+
+    #[test]
+    fn every_read_and_propagation_header_passes_the_first_letter_filter() {
+        let read = READ_HEADERS.iter().copied();
+        let propagation = [
+            "x-datadog-trace-id",
+            "X-B3-TraceId",
+            "traceparent",
+            "tracestate",
+            "baggage",
+            "b3",
+            "B3",
+        ];
+        for name in read.chain(propagation) {
+            assert!(is_read_header(name.as_bytes()), "{name}");
+            assert!(is_read_header(name.to_ascii_uppercase().as_bytes()), "{name}");
+        }
+        for name in [
+            "accept",
+            "cookie",
+            "sec-fetch-mode",
+            "cloudfront-is-mobile-viewer",
+            "x-amzn-trace-id",
+            "",
+            "\u{e9}",
+        ] {
+            assert!(!is_read_header(name.as_bytes()), "{name}");
+        }
     }
 
     #[test]
