@@ -371,7 +371,13 @@ async fn with_universal_instrumentation_the_function_span_is_left_to_the_extensi
     let traces = agent.traces().await;
     assert!(traces.is_empty(), "the bootstrap sent spans the Extension makes: {traces:#?}");
 
-    let stdout = emulator.stdout.text();
+    // The child's lines are relayed by the bootstrap, then by the emulator, each on its own
+    // schedule: the last one is waited for (the child printed the others before it).
+    let last = format!("ui runtime: handling {}", request_ids.last().unwrap());
+    let stdout = emulator
+        .stdout
+        .wait_for(&last, Duration::from_secs(10))
+        .unwrap_or_else(|stdout| stdout);
     assert!(stdout.contains("ui runtime: ready, DD_TRACE_AGENT_URL=unset"), "{stdout}");
     for request_id in &request_ids {
         let line = format!("ui runtime: handling {request_id}");
@@ -381,7 +387,11 @@ async fn with_universal_instrumentation_the_function_span_is_left_to_the_extensi
         );
     }
     assert!(!stdout.contains("dd.trace_id"), "{stdout}");
-    let stderr = emulator.stderr.text();
+    let warning = "DD_UNIVERSAL_INSTRUMENTATION is on with the Datadog Extension";
+    let stderr = emulator
+        .stderr
+        .wait_for(warning, Duration::from_secs(10))
+        .unwrap_or_else(|stderr| stderr);
     assert!(
         stderr.contains("DD_UNIVERSAL_INSTRUMENTATION is on with the Datadog Extension"),
         "{stderr}"
@@ -469,9 +479,11 @@ async fn a_dylibs_allocation_failure_is_left_to_the_extension_to_count() {
     assert_only_ours(&datagrams);
     let stdout = emulator.stdout.text();
     assert!(metric_lines(&stdout).is_empty(), "no Forwarder line with the Extension:\n{stdout}");
-    let stderr = emulator.stderr.text();
-    assert!(
-        stderr.contains("answered it as Runtime.OutOfMemory (Runtime API status 202); its metrics and trace were sent"),
-        "{stderr}"
-    );
+    // The bootstrap's report is written after the answer and relayed by the emulator: waited for.
+    let report = "answered it as Runtime.OutOfMemory (Runtime API status 202); its metrics and trace were sent";
+    let stderr = emulator
+        .stderr
+        .wait_for(report, Duration::from_secs(10))
+        .unwrap_or_else(|stderr| stderr);
+    assert!(stderr.contains(report), "{stderr}");
 }

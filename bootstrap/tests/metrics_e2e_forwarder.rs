@@ -140,6 +140,11 @@ async fn stdout_matches_the_seeds_lines_and_the_shutdown_flushes_the_rest() {
     function.statsd(b"after.last.invoke:7|c|#k:v");
     let status = function.emulator.terminate();
     assert!(status.success(), "{status:?}");
+    // The emulator has exited, but our pipe reader may not have read its last lines yet.
+    function.wait_for_metric("the final flush's lines", |_| {
+        let lines = function.metric_lines();
+        post_runtime(&lines) >= 3 && lines.iter().any(|l| name(l) == "after.last.invoke")
+    });
     let after = metric_lines(&function.emulator.stdout.text());
     assert_eq!(
         post_runtime(&after),
@@ -151,13 +156,9 @@ async fn stdout_matches_the_seeds_lines_and_the_shutdown_flushes_the_rest() {
         .find(|l| name(l) == "after.last.invoke")
         .unwrap_or_else(|| panic!("a custom metric sent after the last invoke is lost at shutdown:\n{after:?}"));
     assert_eq!(late["v"], 7);
-    assert!(
-        function
-            .stderr()
-            .contains(r#"runtime exited at shutdown description="exit status 0""#),
-        "the bootstrap exits 0 within the grace period:\n{}",
-        function.stderr()
-    );
+    let exited = r#"runtime exited at shutdown description="exit status 0""#;
+    let stderr = function.wait_for_stderr(exited);
+    assert!(stderr.contains(exited), "the bootstrap exits 0 within the grace period:\n{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -267,8 +268,10 @@ async fn dogstatsd_garbage_and_oversized_datagrams_leave_good_lines_through() {
     assert_eq!(tags(dist)[0], "c:d");
     // The refusals are told with their reasons, so the sender can learn what went wrong: each
     // once, in the flush that first saw it (the datagrams may straddle the init's flush and the
-    // invocation's, as UDP delivers them), the last line with the reasons so far.
-    let stderr = function.stderr();
+    // invocation's, as UDP delivers them), the last line with the reasons so far. They go to
+    // stderr, relayed by the emulator apart from the metric lines on stdout waited for above:
+    // the line with every reason is waited for itself (any earlier one comes before it).
+    let stderr = function.wait_for_stderr("malformed: 1, unsupported type: 1, oversized or not UTF-8 datagram: 2");
     let refusals: Vec<&str> = stderr.lines().filter(|l| l.contains("DogStatsD: refused")).collect();
     let told: usize = refusals
         .iter()

@@ -237,7 +237,14 @@ async fn survive_intake_plan(plan: Vec<Misbehaviour>, reason: &str) {
     );
     assert_each_value_once(&intake.points(), CUSTOM_METRIC, n);
     assert!(intake.api_keys().iter().all(|k| k == KEY));
-    let stderr = function.stderr();
+    // The failed flush's warning reaches our copy of stderr through the emulator's relay and a
+    // pipe reader, on their own schedule: waited for, not assumed. (The plan's faults are one
+    // flush's attempts, so its one warning is the first line that keeps the points.)
+    let stderr = function
+        .emulator
+        .stderr
+        .wait_for("kept for the next flush", Duration::from_secs(10))
+        .unwrap_or_else(|stderr| stderr);
     assert!(
         stderr
             .lines()
@@ -323,7 +330,16 @@ async fn sigterm_during_a_flush_to_a_hanging_intake_ends_within_lambdas_grace() 
     assert!(status.success(), "{status:?}");
     assert!(!proc::alive(pid), "the bootstrap is gone");
     assert!(took < Duration::from_secs(3), "the shutdown took {took:?}");
-    let stats_line = function.stderr();
+    // The emulator has exited, but our pipe reader may not have read its last lines yet: both
+    // lines are waited for (the bootstrap's comes through the emulator's relay, the emulator's
+    // own does not, so neither says the other is there).
+    let lost = "shutting down with 1 custom metric point(s) still on their way to the Datadog API";
+    let _ = function.emulator.stderr.wait_for(lost, Duration::from_secs(10));
+    let stats_line = function
+        .emulator
+        .stderr
+        .wait_for("runtime exited at shutdown", Duration::from_secs(10))
+        .unwrap_or_else(|stderr| stderr);
     assert!(
         stats_line.contains("runtime exited at shutdown"),
         "the emulator saw the runtime end:\n{stats_line}"
@@ -331,12 +347,7 @@ async fn sigterm_during_a_flush_to_a_hanging_intake_ends_within_lambdas_grace() 
     // The only invocation had its answer; its point was never accepted, and the loss is
     // counted in the log with its reason.
     assert!(intake.points().is_empty());
-    assert!(
-        stats_line
-            .lines()
-            .any(|l| l.contains("WARN") && l.contains("shutting down with 1 custom metric point(s) still on their way to the Datadog API")),
-        "{stats_line}"
-    );
+    assert!(stats_line.lines().any(|l| l.contains("WARN") && l.contains(lost)), "{stats_line}");
     println!(
         "sigterm during flush: shutdown took {took:?}; runtime end: {}",
         stats_line

@@ -188,32 +188,53 @@ impl Function {
         curl(&self.url(), event)
     }
 
-    pub fn stdout(&self) -> Vec<u8> {
-        std::fs::read(self.dir.path().join("stdout")).unwrap_or_default()
+    /// What the function wrote to `name` (`stdout` or `stderr`) so far.
+    fn output(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.dir.path().join(name)).unwrap_or_default()
     }
 
-    /// Waits until stdout holds `line` as a whole line (output is copied on its own threads, so
-    /// it may land just after the answer).
-    pub fn wait_for_stdout_line(&self, line: &[u8]) {
-        let deadline = Instant::now() + PATIENCE;
+    /// Waits until the output `name` satisfies `done` or `limit` passed, and returns it either
+    /// way. Output is copied on its own threads (the child's by the bootstrap, the bootstrap's by
+    /// our emulator), so it may land just after the answer.
+    fn wait_for_output(&self, name: &str, limit: Duration, done: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+        let deadline = Instant::now() + limit;
         loop {
-            let stdout = self.stdout();
-            let whole = [b"\n".as_slice(), line, b"\n"].concat();
-            if stdout.starts_with(&whole[1..]) || contains(&stdout, &whole) {
-                return;
+            let output = self.output(name);
+            if done(&output) || Instant::now() >= deadline {
+                return output;
             }
-            assert!(
-                Instant::now() < deadline,
-                "{:?}: stdout never held the {}-byte line whole",
-                self.emulator,
-                line.len()
-            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
+    pub fn stdout(&self) -> Vec<u8> {
+        self.output("stdout")
+    }
+
+    /// Waits until stdout holds `line` as a whole line.
+    pub fn wait_for_stdout_line(&self, line: &[u8]) {
+        let whole = [b"\n".as_slice(), line, b"\n"].concat();
+        let is_whole = |stdout: &[u8]| stdout.starts_with(&whole[1..]) || contains(stdout, &whole);
+        assert!(
+            is_whole(&self.wait_for_output("stdout", PATIENCE, is_whole)),
+            "{:?}: stdout never held the {}-byte line whole",
+            self.emulator,
+            line.len()
+        );
+    }
+
+    /// Waits (up to 10 s) until stdout holds `bytes`, and returns it either way.
+    pub fn wait_for_stdout(&self, bytes: &[u8]) -> Vec<u8> {
+        self.wait_for_output("stdout", Duration::from_secs(10), |stdout| contains(stdout, bytes))
+    }
+
     pub fn stderr(&self) -> String {
-        String::from_utf8_lossy(&std::fs::read(self.dir.path().join("stderr")).unwrap_or_default()).into_owned()
+        text(&self.output("stderr"))
+    }
+
+    /// Waits (up to 10 s) until stderr holds `needle`, and returns it either way.
+    pub fn wait_for_stderr(&self, needle: &str) -> String {
+        text(&self.wait_for_output("stderr", Duration::from_secs(10), |stderr| contains(stderr, needle.as_bytes())))
     }
 
     /// Waits for the bootstrap (cargo-lambda: which the test started) to exit by itself.
