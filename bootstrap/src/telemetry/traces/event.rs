@@ -7,8 +7,9 @@
 //! level of an object they are only skimmed: the key stays (its presence is what some checks
 //! read) with a `null` value. `multiValueHeaders` is built after all when `headers` is missing
 //! or empty, the one case the header code reads it. Of `headers`, only the ones some trace code
-//! reads are built (see [`READ_HEADERS`]). With `DD_CAPTURE_LAMBDA_PAYLOAD` the whole event is
-//! built: the captured payload shows every field.
+//! reads are built (see [`READ_HEADERS`]), and of `requestContext` only its read keys (see
+//! [`REQUEST_CONTEXT_KEYS`]). With `DD_CAPTURE_LAMBDA_PAYLOAD` the whole event is built: the
+//! captured payload shows every field.
 use std::borrow::Cow;
 
 use serde::de::{Deserialize, DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
