@@ -127,12 +127,41 @@ static PLAIN: [bool; 256] = {
     plain
 };
 
+/// How many leading bytes of `bytes` are [`PLAIN`]. Eight are checked at once (nearly every
+/// byte of a span is plain): a word has a byte to escape when one is below 0x20, `"`, `\`,
+/// DEL or not ASCII, each found with the "has a zero byte" bit trick, which tells exactly
+/// whether the word holds one (not which), so the byte itself is then found one at a time.
+fn plain_prefix(bytes: &[u8]) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGH: u64 = ONES << 7;
+    let has_zero_byte = |v: u64| v.wrapping_sub(ONES) & !v;
+    let mut at = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let Ok(word) = <[u8; 8]>::try_from(chunk).map(u64::from_le_bytes) else {
+            break;
+        };
+        let control = word.wrapping_sub(ONES * 0x20) & !word;
+        let quote = has_zero_byte(word ^ (ONES * u64::from(b'"')));
+        let backslash = has_zero_byte(word ^ (ONES * u64::from(b'\\')));
+        let delete = has_zero_byte(word ^ (ONES * 0x7f));
+        if (control | quote | backslash | delete | word) & HIGH != 0 {
+            break;
+        }
+        at += 8;
+    }
+    at + bytes[at..].iter().position(|&b| !PLAIN[usize::from(b)]).unwrap_or(bytes.len() - at)
+}
+
 /// A JSON string with every non-ASCII character escaped, as `json.dumps` does by default.
 fn write_string(out: &mut String, value: &str) {
     out.push('"');
     // Runs of printable ASCII (nearly every byte of a span) are copied whole.
     let mut rest = value;
-    while let Some(at) = rest.bytes().position(|b| !PLAIN[usize::from(b)]) {
+    loop {
+        let at = plain_prefix(rest.as_bytes());
+        if at == rest.len() {
+            break;
+        }
         out.push_str(&rest[..at]);
         let Some(c) = rest[at..].chars().next() else { break };
         rest = &rest[at + c.len_utf8()..];
@@ -229,6 +258,36 @@ mod tests {
             }
             assert!(ours["meta"].as_object().unwrap().values().all(Value::is_string));
             assert!(ours["metrics"].as_object().unwrap().values().all(Value::is_number));
+        }
+    }
+
+    #[test]
+    fn the_plain_prefix_stops_at_the_first_byte_to_escape_wherever_it_is() {
+        let specials = [0x00, 0x1f, b'"', b'\\', 0x7f, 0x80, 0xc3, 0xff];
+        for len in 0..40 {
+            let plain = vec![b'a'; len];
+            assert_eq!(plain_prefix(&plain), len);
+            for at in 0..len {
+                for special in specials {
+                    let mut bytes = plain.clone();
+                    bytes[at] = special;
+                    assert_eq!(plain_prefix(&bytes), at, "{special:#x} at {at} of {len}");
+                    // A second special later does not move the first.
+                    if at + 1 < len {
+                        bytes[len - 1] = b'"';
+                        assert_eq!(plain_prefix(&bytes), at, "{special:#x} at {at} of {len}, quote last");
+                    }
+                }
+            }
+        }
+        // Every byte value on its own, at every offset of an 8-byte word.
+        for byte in 0..=255u8 {
+            for at in 0..16 {
+                let mut bytes = vec![b'~'; 16];
+                bytes[at] = byte;
+                let expected = if PLAIN[usize::from(byte)] { 16 } else { at };
+                assert_eq!(plain_prefix(&bytes), expected, "{byte:#x} at {at}");
+            }
         }
     }
 
