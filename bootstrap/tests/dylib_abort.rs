@@ -69,13 +69,11 @@ async fn an_allocation_failure_is_answered_as_out_of_memory_and_counted() {
     // Both lines come from the bootstrap's stderr, relayed by the emulator on its own schedule,
     // and the report is written after the answer: waited for, not assumed.
     let alloc_message = format!("memory allocation of {HUGE} bytes failed");
-    let stderr = function.wait_for_stderr(&alloc_message);
-    assert!(stderr.contains(&alloc_message), "{stderr}");
+    function.assert_stderr_holds(&alloc_message);
     let report = format!(
         "during invocation {id} after an allocation of {HUGE} bytes failed; answered it as Runtime.OutOfMemory (Runtime API status 202); its metrics and trace were sent as for any failed invocation"
     );
-    let stderr = function.wait_for_stderr(&report);
-    assert!(stderr.contains(&report), "{stderr}");
+    function.assert_stderr_holds(&report);
 
     assert_a_fresh_process_serves(&function, r#"{"bytes": 64}"#, serde_json::json!({"allocated": 64}), old_pid).await;
     // The fresh process's invocation carries the same tag set as the aborted one: both cold.
@@ -109,8 +107,7 @@ async fn an_abort_is_answered_as_an_exit_error_and_counted_as_an_error_only() {
     );
     // Written after the answer, and relayed by the emulator: waited for.
     let report = format!("during invocation {id}; answered it as Runtime.ExitError (Runtime API status 202)");
-    let stderr = function.wait_for_stderr(&report);
-    assert!(stderr.contains(&report), "{stderr}");
+    function.assert_stderr_holds(&report);
     assert_a_fresh_process_serves(&function, r#"{"abort": false}"#, serde_json::json!({"aborted": false}), old_pid).await;
 }
 
@@ -168,8 +165,7 @@ async fn without_enhanced_metrics_the_abort_is_still_answered_and_nothing_is_pri
     assert_one_answer_then_the_process_ended(&function).await;
     assert_eq!(stat(&function, "runtime_exits").await, 1);
     // Written after the answer, and relayed by the emulator: waited for.
-    let stderr = function.wait_for_stderr("answered it as Runtime.OutOfMemory");
-    assert!(stderr.contains("answered it as Runtime.OutOfMemory"), "{stderr}");
+    function.assert_stderr_holds("answered it as Runtime.OutOfMemory");
     assert!(function.metric_lines().is_empty(), "{}", function.emulator.stdout.text());
 }
 

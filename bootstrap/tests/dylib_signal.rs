@@ -210,8 +210,7 @@ async fn a_crash_during_init_is_the_inits_error() {
     let stats = function.emulator.stats().await;
     assert_eq!(stats["answers_delivered"], 0, "{stats}");
     let line = "bootstrap: the process got a fault (SIGSEGV: segmentation fault) during the handler's init; reported it as Runtime.ExitError (Runtime API status 202)";
-    let stderr = function.wait_for_stderr(line);
-    assert!(stderr.contains(line), "{stderr}");
+    function.assert_stderr_holds(line);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,8 +231,7 @@ async fn an_allocation_failure_during_init_is_an_out_of_memory_init_error() {
         "{error}"
     );
     let line = "during the handler's init after an allocation of 4611686018427387904 bytes failed; reported it as Runtime.OutOfMemory (Runtime API status 202)";
-    let stderr = function.wait_for_stderr(line);
-    assert!(stderr.contains(line), "{stderr}");
+    function.assert_stderr_holds(line);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,8 +248,7 @@ async fn a_stack_overflow_on_a_runtime_worker_is_answered_too() {
     assert_eq!(error_of(&reply), exit_error(&id, "signal: aborted (stack overflow)"));
     assert_one_answer_then_death_by(&function, "aborted").await;
     // std's message, relayed by the emulator on its own schedule: waited for.
-    let stderr = function.wait_for_stderr("thread 'tokio-rt-worker'");
-    assert!(stderr.contains("thread 'tokio-rt-worker'"), "{stderr}");
+    function.assert_stderr_holds("thread 'tokio-rt-worker'");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -200,8 +200,7 @@ async fn an_intake_outage_loses_nothing_and_the_shutdown_flush_delivers_it() {
     assert_eq!((sent[0].0.as_str(), sent[0].1), ("e2e.outage", 5.0));
     // The emulator has exited, but our pipe reader may not have read its last lines yet.
     let exited = r#"runtime exited at shutdown description="exit status 0""#;
-    let stderr = function.wait_for_stderr(exited);
-    assert!(stderr.contains(exited), "{stderr}");
+    function.assert_stderr_holds(exited);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

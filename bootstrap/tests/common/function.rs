@@ -126,6 +126,14 @@ impl Function {
         }
     }
 
+    /// Waits for `text` as [`Self::wait_for_stderr`] does, and fails the test with what stderr
+    /// held when it never came; returns stderr.
+    pub fn assert_stderr_holds(&self, text: &str) -> String {
+        let stderr = self.wait_for_stderr(text);
+        assert!(stderr.contains(text), "stderr never held {text:?}:\n{stderr}");
+        stderr
+    }
+
     /// The bootstrap's and the emulator's stderr so far.
     pub fn stderr(&self) -> String {
         self.emulator.stderr.text()
