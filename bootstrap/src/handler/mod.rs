@@ -33,7 +33,7 @@ pub struct Invocation {
 }
 
 /// What a handler made of one invocation.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum HandlerOutcome {
     /// A response body for `/response`.
     Response(Bytes),

@@ -80,6 +80,13 @@ pub struct InvocationReport {
 pub enum LifecycleEvent {
     /// The handler is ready, or failed to become ready.
     Init(Arc<InitReport>),
+    /// An invocation's answer has left for the Runtime API and Lambda's acknowledgement is
+    /// awaited: the handler's outcome is final. Work that needs no more than that (building and
+    /// sending spans) is done here, while the connection waits. In this report `answered` is
+    /// when the answer left and `answer_error` is always `None`; `Invocation` follows with both.
+    /// Only the lifecycle sends it: an observer must also handle an `Invocation` that comes
+    /// without it (an abort report).
+    AnswerSent(Arc<InvocationReport>),
     /// An invocation was answered.
     Invocation(Arc<InvocationReport>),
     /// The deadline is near and the handler has not answered: flush now, the sandbox may be

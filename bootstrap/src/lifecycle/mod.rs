@@ -3,8 +3,9 @@
 //!
 //! One worker serves one invocation at a time; `AWS_LAMBDA_MAX_CONCURRENCY=N` runs N workers
 //! (Lambda Managed Instances). Between `/next` and the answer a worker only parses headers,
-//! arms the deadline watch and calls the handler; telemetry hears of the invocation after
-//! the answer is posted, and finishes before the worker asks `/next` again.
+//! arms the deadline watch and calls the handler; telemetry hears of the invocation once the
+//! answer has left (while Lambda acknowledges it) and again once it is acknowledged, and
+//! finishes before the worker asks `/next` again.
 mod deadline;
 pub mod events;
 mod observers;
@@ -18,7 +19,9 @@ pub use events::{InitReport, InvocationReport, LifecycleEvent, LifecycleObserver
 pub use observers::Observers;
 
 use crate::handler::{Handler, HandlerOutcome, Invocation, TimedOutcome};
-use crate::runtime_api::{header_names, ClientError, ErrorBody, RuntimeApiClient, MAX_RESPONSE_BYTES};
+use bytes::Bytes;
+
+use crate::runtime_api::{header_names, BodySent, ClientError, ErrorBody, RuntimeApiClient, MAX_RESPONSE_BYTES};
 
 /// How long before the deadline the timeout watch fires, unless configured
 /// (`DD_APM_FLUSH_DEADLINE_MILLISECONDS`, as Datadog's tracer uses it).
@@ -134,7 +137,7 @@ impl Lifecycle {
                     if let Some(request_id) = err.request_id() {
                         tracing::error!(request_id, error = %err, "cannot serve this invocation; reporting it as an error");
                         let body = ErrorBody::new(err.error_type(), err.to_string());
-                        if let Err(post) = self.client.error(request_id, invocation_id, &body).await {
+                        if let Err(post) = self.client.error(request_id, invocation_id, &body, &BodySent::default()).await {
                             tracing::error!(request_id, error = %post, "the Runtime API refused the invocation error");
                         }
                     } else {
@@ -184,10 +187,31 @@ impl Lifecycle {
         } = self.handler.invoke_timed(invocation.clone()).await;
         let timed_out = watch.disarm();
         let outcome = match outcome {
-            HandlerOutcome::Response(body) => HandlerOutcome::Response(self.observers.rewrite_response(&invocation, body)),
+            HandlerOutcome::Response(body) => refuse_oversized(self.observers.rewrite_response(&invocation, body)),
             other => other,
         };
-        let (outcome, answer_error) = self.answer(&invocation, outcome).await;
+        let sent = BodySent::default();
+        // Telemetry starts once the answer is on its way and runs while Lambda acknowledges it:
+        // the answer never waits for it, and `/next` waits for both.
+        let answer_sent = async {
+            if self.observers.is_empty() {
+                return;
+            }
+            sent.wait().await;
+            let report = InvocationReport {
+                invocation: invocation.clone(),
+                cold_start,
+                received,
+                handler_started,
+                handler_finished,
+                answered: Timestamp::now(),
+                outcome: outcome.clone(),
+                answer_error: None,
+                timed_out,
+            };
+            self.observers.notify(&LifecycleEvent::AnswerSent(Arc::new(report))).await;
+        };
+        let (answer_error, ()) = tokio::join!(self.answer(&invocation, &outcome, &sent), answer_sent);
         let answered = Timestamp::now();
         InvocationReport {
             invocation,
@@ -202,32 +226,39 @@ impl Lifecycle {
         }
     }
 
-    /// Posts the outcome: exactly one `/response` or `/error` per invocation.
-    async fn answer(&self, invocation: &Invocation, outcome: HandlerOutcome) -> (HandlerOutcome, Option<String>) {
+    /// Posts the outcome: exactly one `/response` or `/error` per invocation. `sent` is told
+    /// when the answer has left (at once when there is nothing to post). Returns why the Runtime
+    /// API refused it, when it did.
+    async fn answer(&self, invocation: &Invocation, outcome: &HandlerOutcome, sent: &BodySent) -> Option<String> {
         let context = &invocation.context;
         let request_id = context.request_id.as_str();
         let invocation_id = context.invocation_id.as_deref();
-        let result = match &outcome {
-            HandlerOutcome::Response(body) if body.len() > MAX_RESPONSE_BYTES => {
-                // Lambda would refuse it with 413 anyway; say why in the function's own error.
-                let error = ErrorBody::new(
-                    "Function.ResponseSizeTooLarge",
-                    format!(
-                        "Response payload size ({} bytes) exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).",
-                        body.len()
-                    ),
-                );
-                let result = post_answer(request_id, || self.client.error(request_id, invocation_id, &error)).await;
-                return (HandlerOutcome::Error(error), result.err().map(|e| describe(request_id, e)));
-            }
+        let result = match outcome {
             HandlerOutcome::Response(body) => {
-                post_answer(request_id, || self.client.respond(request_id, invocation_id, body.clone())).await
+                post_answer(request_id, || self.client.respond(request_id, invocation_id, body.clone(), sent)).await
             }
-            HandlerOutcome::Error(error) => post_answer(request_id, || self.client.error(request_id, invocation_id, error)).await,
-            HandlerOutcome::Answered { .. } => Ok(()),
+            HandlerOutcome::Error(error) => post_answer(request_id, || self.client.error(request_id, invocation_id, error, sent)).await,
+            HandlerOutcome::Answered { .. } => {
+                sent.notify();
+                Ok(())
+            }
         };
-        (outcome, result.err().map(|e| describe(request_id, e)))
+        result.err().map(|e| describe(request_id, e))
     }
+}
+
+/// A response Lambda would refuse with 413 becomes the function's own error, which says why.
+fn refuse_oversized(body: Bytes) -> HandlerOutcome {
+    if body.len() <= MAX_RESPONSE_BYTES {
+        return HandlerOutcome::Response(body);
+    }
+    HandlerOutcome::Error(ErrorBody::new(
+        "Function.ResponseSizeTooLarge",
+        format!(
+            "Response payload size ({} bytes) exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).",
+            body.len()
+        ),
+    ))
 }
 
 /// Posts an answer, again on a new connection when the one it went out on dropped before

@@ -1,3 +1,6 @@
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -130,20 +133,26 @@ impl RuntimeApiClient {
         }
     }
 
-    /// Posts a buffered response.
-    pub async fn respond(&self, request_id: &str, invocation_id: Option<&str>, body: Bytes) -> Result<(), ClientError> {
+    /// Posts a buffered response; `sent` is told when the connection has taken the body.
+    pub async fn respond(&self, request_id: &str, invocation_id: Option<&str>, body: Bytes, sent: &BodySent) -> Result<(), ClientError> {
         let path = format!("/{API_VERSION}/runtime/invocation/{request_id}/response");
         let mut headers = HeaderMap::new();
         echo_invocation_id(&mut headers, invocation_id);
-        self.call(Method::POST, &path, headers, full(body)).await.map(drop)
+        self.call(Method::POST, &path, headers, sent.body(body)).await.map(drop)
     }
 
-    /// Posts an invocation error.
-    pub async fn error(&self, request_id: &str, invocation_id: Option<&str>, error: &ErrorBody) -> Result<(), ClientError> {
+    /// Posts an invocation error; `sent` is told when the connection has taken the body.
+    pub async fn error(
+        &self,
+        request_id: &str,
+        invocation_id: Option<&str>,
+        error: &ErrorBody,
+        sent: &BodySent,
+    ) -> Result<(), ClientError> {
         let path = format!("/{API_VERSION}/runtime/invocation/{request_id}/error");
         let mut headers = error_headers(&error.error_type);
         echo_invocation_id(&mut headers, invocation_id);
-        self.call(Method::POST, &path, headers, full(Bytes::from(error.to_json())))
+        self.call(Method::POST, &path, headers, sent.body(Bytes::from(error.to_json())))
             .await
             .map(drop)
     }
@@ -212,6 +221,65 @@ impl RuntimeApiClient {
     }
 }
 
+/// Told when the connection is done with a request's body: hyper drops a body once its last
+/// byte is in the connection's write buffer, which it flushes in the same turn (or when it gives
+/// the request up). The lifecycle starts an invocation's telemetry on this notice, beside the
+/// wait for Lambda's acknowledgement, so that work never delays the answer itself. Given once
+/// per body; a notice given before anyone waits is kept for the next [`BodySent::wait`].
+#[derive(Clone, Debug, Default)]
+pub struct BodySent(Arc<tokio::sync::Notify>);
+
+impl BodySent {
+    /// Waits for the notice; returns at once when it already came.
+    pub async fn wait(&self) {
+        self.0.notified().await;
+    }
+
+    /// Gives the notice without a body (an answer the handler already posted itself).
+    pub fn notify(&self) {
+        self.0.notify_one();
+    }
+
+    /// A body with all its bytes at hand that gives the notice when dropped.
+    fn body(&self, bytes: Bytes) -> Body {
+        NoticeOnDrop {
+            bytes: Full::new(bytes),
+            notice: self.clone(),
+        }
+        .boxed()
+    }
+}
+
+struct NoticeOnDrop {
+    bytes: Full<Bytes>,
+    notice: BodySent,
+}
+
+impl hyper::body::Body for NoticeOnDrop {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<hyper::body::Frame<Bytes>, BodyError>>> {
+        Pin::new(&mut self.bytes)
+            .poll_frame(cx)
+            .map(|frame| frame.map(|result| result.map_err(|never| match never {})))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.bytes.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.bytes.size_hint()
+    }
+}
+
+impl Drop for NoticeOnDrop {
+    fn drop(&mut self) {
+        self.notice.notify();
+    }
+}
+
 /// A body with all its bytes at hand.
 pub fn full(bytes: Bytes) -> Body {
     Full::new(bytes).map_err(|never| match never {}).boxed()
@@ -234,5 +302,75 @@ fn error_headers(error_type: &str) -> HeaderMap {
 fn echo_invocation_id(headers: &mut HeaderMap, invocation_id: Option<&str>) {
     if let Some(value) = invocation_id.and_then(|id| HeaderValue::from_str(id).ok()) {
         headers.insert(header_names::INVOCATION_ID, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A Runtime API that reads the answer and holds its acknowledgement until told.
+    async fn holding_server() -> (Endpoint, tokio::sync::oneshot::Receiver<Vec<u8>>, tokio::sync::oneshot::Sender<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let address = listener.local_addr().expect("local address");
+        let (received_tx, received_rx) = tokio::sync::oneshot::channel();
+        let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.expect("accept");
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Headers and the 7-byte body: read until the body's last byte is in.
+            while !request.ends_with(b"\"done\"}") {
+                let n = stream.read(&mut buf).await.expect("read");
+                assert!(n > 0, "the client closed before sending the whole answer");
+                request.extend_from_slice(&buf[..n]);
+            }
+            let _ = received_tx.send(request);
+            let _ = release_rx.await;
+            let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n").await;
+        });
+        let endpoint = Endpoint::parse(&address.to_string()).expect("endpoint");
+        (endpoint, received_rx, release_tx)
+    }
+
+    #[tokio::test]
+    async fn the_sent_notice_comes_before_lambda_acknowledges_the_answer() {
+        let (endpoint, received, release) = holding_server().await;
+        let client = RuntimeApiClient::new(endpoint);
+        let sent = BodySent::default();
+        let answer = tokio::spawn({
+            let sent = sent.clone();
+            async move { client.respond("req-1", None, Bytes::from_static(b"{\"done\"}"), &sent).await }
+        });
+        tokio::time::timeout(Duration::from_secs(10), sent.wait())
+            .await
+            .expect("the notice comes while the acknowledgement is held back");
+        let request = tokio::time::timeout(Duration::from_secs(10), received)
+            .await
+            .expect("the server got the answer")
+            .expect("server alive");
+        let request = String::from_utf8_lossy(&request);
+        assert!(
+            request.starts_with("POST /2018-06-01/runtime/invocation/req-1/response"),
+            "{request}"
+        );
+        assert!(!answer.is_finished(), "the answer is still waiting for its acknowledgement");
+        release.send(()).expect("server waiting");
+        let result = tokio::time::timeout(Duration::from_secs(10), answer).await.expect("acknowledged");
+        assert!(matches!(result, Ok(Ok(()))), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn a_notice_given_before_anyone_waits_is_kept() {
+        let sent = BodySent::default();
+        sent.notify();
+        tokio::time::timeout(Duration::from_secs(1), sent.wait())
+            .await
+            .expect("the earlier notice counts");
     }
 }

@@ -6,7 +6,7 @@ mod error_body;
 pub mod extensions;
 mod headers;
 
-pub use client::{ClientError, NextEvent, RuntimeApiClient};
+pub use client::{BodySent, ClientError, NextEvent, RuntimeApiClient};
 pub use endpoint::{Endpoint, EndpointError};
 pub use error_body::ErrorBody;
 pub use headers::{header_names, HeaderError, InvocationContext};

@@ -654,6 +654,8 @@ impl MetricsProcessor {
 
     async fn handle(&self, event: &LifecycleEvent) {
         match event {
+            // Metrics wait for the acknowledged answer: `errors` counts one Lambda refused.
+            LifecycleEvent::AnswerSent(_) => {}
             LifecycleEvent::Init(init) => {
                 let points = self.on_init(init);
                 let custom = self.collect_custom();
@@ -748,6 +750,10 @@ async fn resolve_key(settings: ApiKeySettings) -> Option<ApiKey> {
 
 impl LifecycleObserver for MetricsProcessor {
     fn observe<'a>(&'a self, event: &'a LifecycleEvent) -> BoxFuture<'a, ()> {
+        if let LifecycleEvent::AnswerSent(_) = event {
+            // Nothing to do, and `handle`'s future is too big to box for nothing.
+            return Box::pin(std::future::ready(()));
+        }
         Box::pin(self.handle(event))
     }
 

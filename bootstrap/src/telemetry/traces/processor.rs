@@ -13,7 +13,7 @@ use super::invocation::{finish_invocation_trace, Completion, InvocationResult, I
 use super::logs::Correlation;
 use super::{forwarder_line, Span, TraceConfig};
 use crate::handler::{BoxFuture, Invocation};
-use crate::lifecycle::{LifecycleEvent, LifecycleObserver, Timestamp};
+use crate::lifecycle::{InvocationReport, LifecycleEvent, LifecycleObserver, Timestamp};
 use crate::runtime_api::ErrorBody;
 use crate::sinks::trace_agent::TraceAgentClient;
 use crate::sinks::xray::{XrayDaemon, XrayHeader};
@@ -71,9 +71,10 @@ pub struct TraceProcessor {
     /// Shared, so each invocation takes it without copying its strings.
     function: Mutex<Arc<FunctionInfo>>,
     sink: TraceSink,
-    /// Requests whose trace already went out when their timeout approached; with
-    /// `AWS_LAMBDA_MAX_CONCURRENCY` several can be in flight at once.
-    flushed_at_timeout: Mutex<HashSet<String>>,
+    /// Requests whose trace already went out before their `Invocation` report came: when their
+    /// answer left (`AnswerSent`) or their timeout approached; with `AWS_LAMBDA_MAX_CONCURRENCY`
+    /// several can be in flight at once.
+    sent_early: Mutex<HashSet<String>>,
     /// Invocations whose handler is running, by request id: a handler asking for its trace
     /// begins it here, and the trace sent after the response is that same one.
     in_flight: Mutex<HashMap<String, Arc<InFlight>>>,
@@ -106,7 +107,7 @@ impl TraceProcessor {
         Self {
             function: Mutex::new(Arc::new(function)),
             sink,
-            flushed_at_timeout: Mutex::new(HashSet::new()),
+            sent_early: Mutex::new(HashSet::new()),
             in_flight: Mutex::new(HashMap::new()),
             recent: Mutex::new(RecentInvocations::default()),
             xray: XrayDaemon::from_address(config.xray_daemon_address.as_deref()),
@@ -371,6 +372,25 @@ impl TraceProcessor {
         }
     }
 
+    /// The finished trace of an answered invocation, sent: the one the handler began, else one
+    /// begun now.
+    async fn send_invocation_trace(&self, report: &InvocationReport) {
+        let (begun, reported_error) = self.take_trace(&report.invocation.context.request_id);
+        let function = self.function();
+        let trace = begun.unwrap_or_else(|| self.begin(&report.invocation, report.handler_started.epoch_ns()));
+        self.remember(&trace, report.handler_finished.epoch_ns());
+        let function_span_id = trace.function_span_id;
+        let upstream = trace.context.clone().filter(|c| c.source == ContextSource::Event);
+        let mut spans = finish_invocation_trace(trace, report, &function, &self.config);
+        if let Some(error) = reported_error.filter(|_| !report.outcome.is_error()) {
+            if let Some(span) = spans.iter_mut().find(|s| s.span_id == function_span_id) {
+                mark_error(span, &error);
+            }
+        }
+        self.send_xray_metadata(&report.invocation, upstream.as_ref(), &spans);
+        self.sink.send(spans).await;
+    }
+
     async fn handle(&self, event: &LifecycleEvent) {
         match event {
             LifecycleEvent::Init(init) => {
@@ -389,27 +409,28 @@ impl TraceProcessor {
                     self.sink.send(vec![span]).await;
                 }
             }
-            LifecycleEvent::Invocation(report) => {
+            LifecycleEvent::AnswerSent(report) => {
                 let request_id = &report.invocation.context.request_id;
-                let (begun, reported_error) = self.take_trace(request_id);
-                let sent_at_timeout = self.flushed_at_timeout.lock().is_ok_and(|mut sent| sent.remove(request_id));
-                // `timed_out` also covers a report that overtakes its own timeout flush.
+                // A trace sent at the timeout stays marked for the `Invocation` report after this.
+                let sent_at_timeout = self.sent_early.lock().is_ok_and(|sent| sent.contains(request_id));
                 if sent_at_timeout || report.timed_out {
                     return;
                 }
-                let function = self.function();
-                let trace = begun.unwrap_or_else(|| self.begin(&report.invocation, report.handler_started.epoch_ns()));
-                self.remember(&trace, report.handler_finished.epoch_ns());
-                let function_span_id = trace.function_span_id;
-                let upstream = trace.context.clone().filter(|c| c.source == ContextSource::Event);
-                let mut spans = finish_invocation_trace(trace, report, &function, &self.config);
-                if let Some(error) = reported_error.filter(|_| !report.outcome.is_error()) {
-                    if let Some(span) = spans.iter_mut().find(|s| s.span_id == function_span_id) {
-                        mark_error(span, &error);
-                    }
+                if let Ok(mut sent) = self.sent_early.lock() {
+                    sent.insert(request_id.clone());
                 }
-                self.send_xray_metadata(&report.invocation, upstream.as_ref(), &spans);
-                self.sink.send(spans).await;
+                self.send_invocation_trace(report).await;
+            }
+            LifecycleEvent::Invocation(report) => {
+                let sent_early = self
+                    .sent_early
+                    .lock()
+                    .is_ok_and(|mut sent| sent.remove(&report.invocation.context.request_id));
+                // `timed_out` also covers a report that overtakes its own timeout flush.
+                if sent_early || report.timed_out {
+                    return;
+                }
+                self.send_invocation_trace(report).await;
             }
             LifecycleEvent::TimeoutApproaching {
                 invocation,
@@ -429,7 +450,7 @@ impl TraceProcessor {
                     cold_start: *cold_start,
                 };
                 let spans = trace.finish(&completion, &function, &self.config);
-                if let Ok(mut sent) = self.flushed_at_timeout.lock() {
+                if let Ok(mut sent) = self.sent_early.lock() {
                     sent.insert(invocation.context.request_id.clone());
                 }
                 self.sink.send(spans).await;
@@ -653,8 +674,16 @@ mod timeout_and_init_tests {
     }
 
     fn finished(request_id: &str, timed_out: bool) -> LifecycleEvent {
+        LifecycleEvent::Invocation(answered_report(request_id, timed_out))
+    }
+
+    fn answer_sent(request_id: &str, timed_out: bool) -> LifecycleEvent {
+        LifecycleEvent::AnswerSent(answered_report(request_id, timed_out))
+    }
+
+    fn answered_report(request_id: &str, timed_out: bool) -> Arc<InvocationReport> {
         let now = Timestamp::now();
-        LifecycleEvent::Invocation(Arc::new(InvocationReport {
+        Arc::new(InvocationReport {
             invocation: invocation(request_id),
             cold_start: false,
             received: now,
@@ -664,7 +693,7 @@ mod timeout_and_init_tests {
             outcome: HandlerOutcome::Response(Bytes::from_static(b"{}")),
             answer_error: None,
             timed_out,
-        }))
+        })
     }
 
     fn count_for(lines: &[String], request_id: &str) -> usize {
@@ -683,6 +712,35 @@ mod timeout_and_init_tests {
         let lines = out.read();
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(lines[0].contains("Impending Timeout"));
+    }
+
+    #[tokio::test]
+    async fn a_trace_sent_when_its_answer_left_is_not_sent_again() {
+        let out = Lines::default();
+        let processor = processor(&out);
+        processor.observe(&answer_sent("a", false)).await;
+        assert_eq!(count_for(&out.read(), "a"), 1, "sent while the answer is acknowledged");
+        processor.observe(&finished("a", false)).await;
+        // An abort report comes as `Invocation` alone: its trace is still sent.
+        processor.observe(&finished("b", false)).await;
+        let lines = out.read();
+        assert_eq!(count_for(&lines, "a"), 1, "{lines:#?}");
+        assert_eq!(count_for(&lines, "b"), 1, "{lines:#?}");
+        // Nothing stays behind for request ids that will not come again.
+        assert!(processor.sent_early.lock().is_ok_and(|sent| sent.is_empty()));
+    }
+
+    #[tokio::test]
+    async fn an_answer_leaving_after_its_timeout_flush_sends_nothing_more() {
+        let out = Lines::default();
+        let processor = processor(&out);
+        processor.observe(&timeout_approaching("a")).await;
+        processor.observe(&answer_sent("a", false)).await;
+        processor.observe(&finished("a", false)).await;
+        let lines = out.read();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("Impending Timeout"));
+        assert!(processor.sent_early.lock().is_ok_and(|sent| sent.is_empty()));
     }
 
     #[tokio::test]
