@@ -304,3 +304,133 @@ impl Drop for BusyGuard<'_> {
         self.0.send_modify(|count| *count = count.saturating_sub(1));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use http::{Request, Response, StatusCode};
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Incoming;
+    use hyper_util::rt::TokioIo;
+    use tokio::net::TcpListener;
+    use tokio::sync::{mpsc, Notify};
+
+    use super::*;
+    use crate::handler::BoxFuture;
+    use crate::runtime_api::Endpoint;
+
+    /// A Runtime API with one invocation, which holds its acknowledgement of the answer until
+    /// `release` is notified, and reports the answer's body on `answers`.
+    async fn holding_runtime_api(release: Arc<Notify>, answers: mpsc::UnboundedSender<Bytes>) -> Endpoint {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let address = listener.local_addr().expect("local address");
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let (release, answers) = (release.clone(), answers.clone());
+                let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                    let (release, answers) = (release.clone(), answers.clone());
+                    async move {
+                        let path = request.uri().path().to_owned();
+                        let body = request.into_body().collect().await?.to_bytes();
+                        let response = if path.ends_with("/next") {
+                            let deadline = Timestamp::now().epoch_ms() + 60_000;
+                            Response::builder()
+                                .header(header_names::REQUEST_ID, "req-1")
+                                .header(header_names::DEADLINE_MS, deadline.to_string())
+                                .header(
+                                    header_names::INVOKED_FUNCTION_ARN,
+                                    "arn:aws:lambda:us-east-1:123456789012:function:f",
+                                )
+                                .body(Full::new(Bytes::from_static(b"{\"hello\":1}")))
+                        } else {
+                            let _ = answers.send(body);
+                            release.notified().await;
+                            Response::builder().status(StatusCode::ACCEPTED).body(Full::new(Bytes::new()))
+                        };
+                        Ok::<_, hyper::Error>(response.expect("a valid response"))
+                    }
+                });
+                tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+            }
+        });
+        Endpoint::parse(&address.to_string()).expect("endpoint")
+    }
+
+    struct Echo;
+
+    impl Handler for Echo {
+        fn invoke(&self, invocation: Arc<Invocation>) -> BoxFuture<'_, HandlerOutcome> {
+            Box::pin(async move { HandlerOutcome::Response(invocation.event.clone()) })
+        }
+    }
+
+    /// Which events came, and whether the Runtime API had acknowledged the answer by then.
+    #[derive(Default)]
+    struct Recorder {
+        acknowledged: std::sync::atomic::AtomicBool,
+        seen: Mutex<Vec<(&'static str, bool, Option<Bytes>)>>,
+        answer_sent: Notify,
+    }
+
+    impl LifecycleObserver for Recorder {
+        fn observe<'a>(&'a self, event: &'a LifecycleEvent) -> BoxFuture<'a, ()> {
+            let acknowledged = self.acknowledged.load(Ordering::SeqCst);
+            let entry = match event {
+                LifecycleEvent::AnswerSent(report) => Some(("answer sent", report)),
+                LifecycleEvent::Invocation(report) => Some(("invocation", report)),
+                _ => None,
+            };
+            if let Some((kind, report)) = entry {
+                let body = match &report.outcome {
+                    HandlerOutcome::Response(body) => Some(body.clone()),
+                    _ => None,
+                };
+                self.seen.lock().expect("not poisoned").push((kind, acknowledged, body));
+                if kind == "answer sent" {
+                    self.answer_sent.notify_one();
+                }
+            }
+            Box::pin(async {})
+        }
+    }
+
+    #[tokio::test]
+    async fn telemetry_hears_of_the_answer_before_lambda_acknowledges_it_and_again_after() {
+        let release = Arc::new(Notify::new());
+        let (answers_tx, mut answers) = mpsc::unbounded_channel();
+        let endpoint = holding_runtime_api(release.clone(), answers_tx).await;
+        let recorder = Arc::new(Recorder::default());
+        let options = LifecycleOptions {
+            max_invocations: Some(1),
+            ..LifecycleOptions::default()
+        };
+        let observers = Observers::new(vec![recorder.clone() as Arc<dyn LifecycleObserver>]);
+        let lifecycle = Lifecycle::new(RuntimeApiClient::new(endpoint), Arc::new(Echo), observers, options);
+        let run = tokio::spawn(lifecycle.run());
+
+        let wait = Duration::from_secs(10);
+        let answer = tokio::time::timeout(wait, answers.recv()).await.expect("the answer is posted");
+        assert_eq!(answer.as_deref(), Some(&b"{\"hello\":1}"[..]));
+        tokio::time::timeout(wait, recorder.answer_sent.notified())
+            .await
+            .expect("AnswerSent comes while the acknowledgement is held back");
+        assert_eq!(
+            recorder.seen.lock().expect("not poisoned").len(),
+            1,
+            "no Invocation before the acknowledgement"
+        );
+
+        recorder.acknowledged.store(true, Ordering::SeqCst);
+        release.notify_one();
+        tokio::time::timeout(wait, run).await.expect("the loop ends").expect("no panic");
+        let seen = recorder.seen.lock().expect("not poisoned").clone();
+        let body = Some(Bytes::from_static(b"{\"hello\":1}"));
+        assert_eq!(
+            seen,
+            vec![("answer sent", false, body.clone()), ("invocation", true, body)],
+            "one AnswerSent before the acknowledgement, one Invocation after"
+        );
+    }
+}
