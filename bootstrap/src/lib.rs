@@ -12,3 +12,5 @@ pub mod process_exit;
 pub mod runtime_api;
 pub mod sinks;
 pub mod telemetry;
+#[cfg(test)]
+mod test_support;

@@ -281,14 +281,12 @@ unsafe extern "C" fn set_api_key(context: *const c_void, key: BorrowedBytes) -> 
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
     use std::path::Path;
     use std::sync::Mutex;
     use std::time::Duration;
 
     use bytes::Bytes;
     use sdk::abi::{RawNumericTag, RawTag};
-    use serde_json::Value;
 
     use super::*;
     use crate::config::Environment;
@@ -299,29 +297,7 @@ mod tests {
     use crate::telemetry::traces::{FunctionInfo, TraceConfig, TraceProcessor, TraceSink};
     use crate::telemetry::TelemetryHost;
 
-    /// Stdout that the test reads back.
-    #[derive(Clone, Default)]
-    struct Output(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Output {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Output {
-        fn json_lines(&self) -> Vec<Value> {
-            String::from_utf8(self.0.lock().unwrap().clone())
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect()
-        }
-    }
+    use crate::test_support::SharedOutput as Output;
 
     /// The real telemetry of a function with the Forwarder transport, printing to `out`.
     struct Fixture {

@@ -488,18 +488,7 @@ mod tests {
     use crate::runtime_api::InvocationContext;
     use crate::telemetry::traces::TraceId;
 
-    #[derive(Clone, Default)]
-    struct Output(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Output {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::test_support::SharedOutput as Output;
 
     fn processor(out: &Output) -> TraceProcessor {
         let env = Environment::from_pairs([("DD_TRACE_ENABLED", "true"), ("AWS_LAMBDA_FUNCTION_NAME", "my-fn")]);
@@ -517,10 +506,9 @@ mod tests {
     }
 
     fn trace_lines(out: &Output) -> Vec<Vec<Value>> {
-        String::from_utf8(out.0.lock().unwrap().clone())
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap()["traces"][0].as_array().unwrap().clone())
+        out.json_lines()
+            .iter()
+            .map(|line| line["traces"][0].as_array().unwrap().clone())
             .collect()
     }
 
@@ -618,29 +606,7 @@ mod timeout_and_init_tests {
     use crate::lifecycle::{InitReport, InvocationReport, Timestamp};
     use crate::runtime_api::{ErrorBody, InvocationContext};
 
-    /// Stdout the test can read back.
-    #[derive(Clone, Default)]
-    struct Lines(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Lines {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Lines {
-        fn read(&self) -> Vec<String> {
-            String::from_utf8(self.0.lock().unwrap().clone())
-                .unwrap()
-                .lines()
-                .map(str::to_owned)
-                .collect()
-        }
-    }
+    use crate::test_support::SharedOutput as Lines;
 
     fn processor(out: &Lines) -> TraceProcessor {
         let config = TraceConfig::from_env(&Environment::from_pairs([("DD_TRACE_ENABLED", "true")]));
@@ -709,7 +675,7 @@ mod timeout_and_init_tests {
         let processor = processor(&out);
         processor.observe(&timeout_approaching("a")).await;
         processor.observe(&finished("a", true)).await;
-        let lines = out.read();
+        let lines = out.lines();
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(lines[0].contains("Impending Timeout"));
     }
@@ -719,11 +685,11 @@ mod timeout_and_init_tests {
         let out = Lines::default();
         let processor = processor(&out);
         processor.observe(&answer_sent("a", false)).await;
-        assert_eq!(count_for(&out.read(), "a"), 1, "sent while the answer is acknowledged");
+        assert_eq!(count_for(&out.lines(), "a"), 1, "sent while the answer is acknowledged");
         processor.observe(&finished("a", false)).await;
         // An abort report comes as `Invocation` alone: its trace is still sent.
         processor.observe(&finished("b", false)).await;
-        let lines = out.read();
+        let lines = out.lines();
         assert_eq!(count_for(&lines, "a"), 1, "{lines:#?}");
         assert_eq!(count_for(&lines, "b"), 1, "{lines:#?}");
         // Nothing stays behind for request ids that will not come again.
@@ -737,7 +703,7 @@ mod timeout_and_init_tests {
         processor.observe(&timeout_approaching("a")).await;
         processor.observe(&answer_sent("a", false)).await;
         processor.observe(&finished("a", false)).await;
-        let lines = out.read();
+        let lines = out.lines();
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(lines[0].contains("Impending Timeout"));
         assert!(processor.sent_early.lock().is_ok_and(|sent| sent.is_empty()));
@@ -751,7 +717,7 @@ mod timeout_and_init_tests {
         processor.observe(&timeout_approaching("a")).await;
         processor.observe(&finished("b", false)).await;
         processor.observe(&finished("a", false)).await;
-        let lines = out.read();
+        let lines = out.lines();
         assert_eq!(count_for(&lines, "a"), 1, "{lines:#?}");
         assert_eq!(count_for(&lines, "b"), 1, "{lines:#?}");
     }
@@ -773,7 +739,7 @@ mod timeout_and_init_tests {
             error: Some(ErrorBody::new("Runtime.HandlerNotFound", "no such library")),
         };
         processor.observe(&LifecycleEvent::Init(Arc::new(report.clone()))).await;
-        let lines = out.read();
+        let lines = out.lines();
         assert_eq!(lines.len(), 1, "{lines:?}");
         for needle in [
             "\"name\": \"aws.lambda\"",
@@ -788,7 +754,7 @@ mod timeout_and_init_tests {
         // A successful init sends nothing.
         let ok = InitReport { error: None, ..report };
         processor.observe(&LifecycleEvent::Init(Arc::new(ok))).await;
-        assert_eq!(out.read().len(), 1);
+        assert_eq!(out.lines().len(), 1);
     }
 }
 
