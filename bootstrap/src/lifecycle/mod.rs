@@ -309,54 +309,11 @@ impl Drop for BusyGuard<'_> {
 mod tests {
     use std::sync::Mutex;
 
-    use http::{Request, Response, StatusCode};
-    use http_body_util::{BodyExt, Full};
-    use hyper::body::Incoming;
-    use hyper_util::rt::TokioIo;
-    use tokio::net::TcpListener;
-    use tokio::sync::{mpsc, Notify};
+    use tokio::sync::Notify;
 
     use super::*;
     use crate::handler::BoxFuture;
-    use crate::runtime_api::Endpoint;
-
-    /// A Runtime API with one invocation, which holds its acknowledgement of the answer until
-    /// `release` is notified, and reports the answer's body on `answers`.
-    async fn holding_runtime_api(release: Arc<Notify>, answers: mpsc::UnboundedSender<Bytes>) -> Endpoint {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
-        let address = listener.local_addr().expect("local address");
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
-                let (release, answers) = (release.clone(), answers.clone());
-                let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                    let (release, answers) = (release.clone(), answers.clone());
-                    async move {
-                        let path = request.uri().path().to_owned();
-                        let body = request.into_body().collect().await?.to_bytes();
-                        let response = if path.ends_with("/next") {
-                            let deadline = Timestamp::now().epoch_ms() + 60_000;
-                            Response::builder()
-                                .header(header_names::REQUEST_ID, "req-1")
-                                .header(header_names::DEADLINE_MS, deadline.to_string())
-                                .header(
-                                    header_names::INVOKED_FUNCTION_ARN,
-                                    "arn:aws:lambda:us-east-1:123456789012:function:f",
-                                )
-                                .body(Full::new(Bytes::from_static(b"{\"hello\":1}")))
-                        } else {
-                            let _ = answers.send(body);
-                            release.notified().await;
-                            Response::builder().status(StatusCode::ACCEPTED).body(Full::new(Bytes::new()))
-                        };
-                        Ok::<_, hyper::Error>(response.expect("a valid response"))
-                    }
-                });
-                tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service));
-            }
-        });
-        Endpoint::parse(&address.to_string()).expect("endpoint")
-    }
+    use crate::test_support::{HoldingRuntimeApi, HELD_EVENT};
 
     struct Echo;
 
@@ -398,9 +355,11 @@ mod tests {
 
     #[tokio::test]
     async fn telemetry_hears_of_the_answer_before_lambda_acknowledges_it_and_again_after() {
-        let release = Arc::new(Notify::new());
-        let (answers_tx, mut answers) = mpsc::unbounded_channel();
-        let endpoint = holding_runtime_api(release.clone(), answers_tx).await;
+        let HoldingRuntimeApi {
+            endpoint,
+            mut answers,
+            release,
+        } = HoldingRuntimeApi::start().await;
         let recorder = Arc::new(Recorder::default());
         let options = LifecycleOptions {
             max_invocations: Some(1),
@@ -412,7 +371,7 @@ mod tests {
 
         let wait = Duration::from_secs(10);
         let answer = tokio::time::timeout(wait, answers.recv()).await.expect("the answer is posted");
-        assert_eq!(answer.as_deref(), Some(&b"{\"hello\":1}"[..]));
+        assert_eq!(answer.map(|(_, body)| body).as_deref(), Some(HELD_EVENT));
         tokio::time::timeout(wait, recorder.answer_sent.notified())
             .await
             .expect("AnswerSent comes while the acknowledgement is held back");
@@ -426,7 +385,7 @@ mod tests {
         release.notify_one();
         tokio::time::timeout(wait, run).await.expect("the loop ends").expect("no panic");
         let seen = recorder.seen.lock().expect("not poisoned").clone();
-        let body = Some(Bytes::from_static(b"{\"hello\":1}"));
+        let body = Some(Bytes::from_static(HELD_EVENT));
         assert_eq!(
             seen,
             vec![("answer sent", false, body.clone()), ("invocation", true, body)],

@@ -309,38 +309,16 @@ fn echo_invocation_id(headers: &mut HeaderMap, invocation_id: Option<&str>) {
 mod tests {
     use std::time::Duration;
 
-    use tokio::io::AsyncReadExt;
-    use tokio::net::TcpListener;
-
     use super::*;
-
-    /// A Runtime API that reads the answer and holds its acknowledgement until told.
-    async fn holding_server() -> (Endpoint, tokio::sync::oneshot::Receiver<Vec<u8>>, tokio::sync::oneshot::Sender<()>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
-        let address = listener.local_addr().expect("local address");
-        let (received_tx, received_rx) = tokio::sync::oneshot::channel();
-        let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let (mut stream, _) = listener.accept().await.expect("accept");
-            let mut request = Vec::new();
-            let mut buf = [0u8; 4096];
-            // Headers and the 7-byte body: read until the body's last byte is in.
-            while !request.ends_with(b"\"done\"}") {
-                let n = stream.read(&mut buf).await.expect("read");
-                assert!(n > 0, "the client closed before sending the whole answer");
-                request.extend_from_slice(&buf[..n]);
-            }
-            let _ = received_tx.send(request);
-            let _ = release_rx.await;
-            let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n").await;
-        });
-        let endpoint = Endpoint::parse(&address.to_string()).expect("endpoint");
-        (endpoint, received_rx, release_tx)
-    }
+    use crate::test_support::HoldingRuntimeApi;
 
     #[tokio::test]
     async fn the_sent_notice_comes_before_lambda_acknowledges_the_answer() {
-        let (endpoint, received, release) = holding_server().await;
+        let HoldingRuntimeApi {
+            endpoint,
+            mut answers,
+            release,
+        } = HoldingRuntimeApi::start().await;
         let client = RuntimeApiClient::new(endpoint);
         let sent = BodySent::default();
         let answer = tokio::spawn({
@@ -350,17 +328,14 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(10), sent.wait())
             .await
             .expect("the notice comes while the acknowledgement is held back");
-        let request = tokio::time::timeout(Duration::from_secs(10), received)
+        let (path, body) = tokio::time::timeout(Duration::from_secs(10), answers.recv())
             .await
             .expect("the server got the answer")
             .expect("server alive");
-        let request = String::from_utf8_lossy(&request);
-        assert!(
-            request.starts_with("POST /2018-06-01/runtime/invocation/req-1/response"),
-            "{request}"
-        );
+        assert_eq!(path, "/2018-06-01/runtime/invocation/req-1/response");
+        assert_eq!(body, Bytes::from_static(b"{\"done\"}"));
         assert!(!answer.is_finished(), "the answer is still waiting for its acknowledgement");
-        release.send(()).expect("server waiting");
+        release.notify_one();
         let result = tokio::time::timeout(Duration::from_secs(10), answer).await.expect("acknowledged");
         assert!(matches!(result, Ok(Ok(()))), "{result:?}");
     }
